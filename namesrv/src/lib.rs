@@ -1,0 +1,1 @@
+//! raftmq namesrv (being built).

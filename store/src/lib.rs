@@ -1,0 +1,1 @@
+//! raftmq store (being built).
