@@ -1,1 +1,21 @@
-//! raftmq client (being built).
+//! raftmq's Rust SDK.
+//!
+//! # Layout
+//! - [`cluster`]: finds broker groups and routes through the nameservers; admin calls.
+//! - [`producer`]: sends messages; retries on another broker group on failure.
+//! - [`reader`]: reads a queue by offset (PullMessage) and manages consumer offsets.
+//! - [`error`]: the SDK's error type, with [`Error::is_retriable`].
+//!
+//! A broker group is reachable through any of its replicas: every replica
+//! forwards writes to the current leader, so a leader change costs a caller no
+//! more than the election.
+
+pub mod cluster;
+pub mod error;
+pub mod producer;
+pub mod reader;
+
+pub use cluster::Cluster;
+pub use error::Error;
+pub use producer::{Producer, SendReceipt};
+pub use reader::{PulledMessage, QueueReader};

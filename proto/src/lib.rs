@@ -14,14 +14,28 @@ pub mod rocketmq {
     }
 }
 
-pub mod raft {
-    tonic::include_proto!("raftmq.raft.v1");
+/// Module nesting follows the proto packages, so cross-package references in
+/// the generated code resolve; the short paths below are what the crates use.
+pub mod packages {
+    pub mod raftmq {
+        pub mod raft {
+            pub mod v1 {
+                tonic::include_proto!("raftmq.raft.v1");
+            }
+        }
+        pub mod namesrv {
+            pub mod v1 {
+                tonic::include_proto!("raftmq.namesrv.v1");
+            }
+        }
+        pub mod broker {
+            pub mod v1 {
+                tonic::include_proto!("raftmq.broker.v1");
+            }
+        }
+    }
 }
 
-pub mod namesrv {
-    tonic::include_proto!("raftmq.namesrv.v1");
-}
-
-pub mod broker {
-    tonic::include_proto!("raftmq.broker.v1");
-}
+pub use packages::raftmq::broker::v1 as broker;
+pub use packages::raftmq::namesrv::v1 as namesrv;
+pub use packages::raftmq::raft::v1 as raft;

@@ -47,5 +47,10 @@ pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
 pub type Membership = openraft::Membership<NodeId, openraft::BasicNode>;
 pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
-pub type Raft = openraft::Raft<TypeConfig>;
+/// A replica's Raft handle, generic over the broker's state machine.
+pub type Raft<SM> = openraft::Raft<TypeConfig, SM>;
 pub type EntryPayload = openraft::type_config::alias::EntryPayloadOf<TypeConfig>;
+
+/// What a snapshot carries: the encoded state-machine checkpoint pinned at the
+/// retention boundary (see ARCHITECTURE.md, "Snapshots").
+pub type SnapshotData = Bytes;

@@ -1,0 +1,212 @@
+//! Broker configuration: a plain struct with one source of defaults, read from
+//! TOML (unknown keys are errors) and checked by [`BrokerConfig::validate`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use raftmq_raft::RaftConfig;
+use raftmq_store::commitlog::{CommitLogConfig, Durability};
+use serde::Deserialize;
+
+/// One replica of one broker group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Cluster name reported to nameservers. Default `DefaultCluster`.
+    pub cluster: String,
+    /// Broker group (= Raft group) name; also the broker name in routes. Default `broker-a`.
+    pub group: String,
+    /// This replica's node id within the group, > 0. Default 1.
+    pub node_id: u64,
+    /// Address the gRPC server binds (client API, Raft, admin). Default `127.0.0.1:8081`.
+    pub listen: SocketAddr,
+    /// Address other nodes and clients use to reach this one. Default: `listen`.
+    pub advertise: Option<String>,
+    /// Where the CommitLog, consume queues, index and checkpoints live. Default `./raftmq-data`.
+    pub data_dir: PathBuf,
+    /// Nameserver addresses (host:port); the broker registers with every one. Default none.
+    pub namesrv: Vec<String>,
+    /// Heartbeat period to nameservers, in ms. Default 2000.
+    pub namesrv_heartbeat_ms: u64,
+    /// `sync` (default: fsync on each replica before it acks) or `async` (page cache on a quorum).
+    pub durability: DurabilityMode,
+    /// Flush period in `async` mode, in ms. Default 100.
+    pub async_flush_interval_ms: u64,
+    /// CommitLog segment size in bytes. Default 128 MiB.
+    pub segment_bytes: u64,
+    /// Largest message body accepted, in bytes. Default 4 MiB.
+    pub max_body_bytes: usize,
+    /// State-machine checkpoint period, in ms. Default 5000.
+    pub checkpoint_interval_ms: u64,
+    /// Raft timing.
+    pub raft: RaftSection,
+    /// The group's founding members. A node whose log is empty and whose id is
+    /// listed here initializes the group with exactly these members; list the
+    /// same members on every founding node. Empty = join later via AddReplica.
+    pub initial_members: Vec<Member>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityMode {
+    Sync,
+    Async,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub id: u64,
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        let r = RaftConfig::default();
+        Self {
+            heartbeat_ms: r.heartbeat_ms,
+            election_timeout_min_ms: r.election_timeout_min_ms,
+            election_timeout_max_ms: r.election_timeout_max_ms,
+        }
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            cluster: "DefaultCluster".into(),
+            group: "broker-a".into(),
+            node_id: 1,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            advertise: None,
+            data_dir: PathBuf::from("./raftmq-data"),
+            namesrv: Vec::new(),
+            namesrv_heartbeat_ms: 2000,
+            durability: DurabilityMode::Sync,
+            async_flush_interval_ms: 100,
+            segment_bytes: 128 * 1024 * 1024,
+            max_body_bytes: 4 * 1024 * 1024,
+            checkpoint_interval_ms: 5000,
+            raft: RaftSection::default(),
+            initial_members: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("bad config file {path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl BrokerConfig {
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), source: Box::new(e) })
+    }
+
+    pub fn advertised_addr(&self) -> String {
+        self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
+    }
+
+    pub fn raft_config(&self) -> RaftConfig {
+        RaftConfig {
+            heartbeat_ms: self.raft.heartbeat_ms,
+            election_timeout_min_ms: self.raft.election_timeout_min_ms,
+            election_timeout_max_ms: self.raft.election_timeout_max_ms,
+            ..RaftConfig::default()
+        }
+    }
+
+    pub fn commitlog_config(&self) -> CommitLogConfig {
+        CommitLogConfig {
+            segment_bytes: self.segment_bytes,
+            durability: match self.durability {
+                DurabilityMode::Sync => Durability::Sync,
+                DurabilityMode::Async => {
+                    Durability::Async { flush_interval: Duration::from_millis(self.async_flush_interval_ms) }
+                }
+            },
+            ..CommitLogConfig::default()
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.node_id == 0 {
+            return bad("node_id must be > 0".into());
+        }
+        if !valid_name(&self.group) {
+            return bad(format!("group '{}' must be 1-127 characters of [A-Za-z0-9_-]", self.group));
+        }
+        if self.cluster.is_empty() {
+            return bad("cluster must not be empty".into());
+        }
+        if self.namesrv_heartbeat_ms == 0 || self.checkpoint_interval_ms == 0 || self.async_flush_interval_ms == 0 {
+            return bad("namesrv_heartbeat_ms, checkpoint_interval_ms and async_flush_interval_ms must be > 0".into());
+        }
+        if self.max_body_bytes == 0 || (self.max_body_bytes as u64) * 2 > self.segment_bytes {
+            return bad(format!(
+                "max_body_bytes ({}) must be > 0 and at most half of segment_bytes ({})",
+                self.max_body_bytes, self.segment_bytes
+            ));
+        }
+        self.commitlog_config().validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.raft_config().validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut ids: Vec<u64> = self.initial_members.iter().map(|m| m.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != self.initial_members.len() || ids.contains(&0) {
+            return bad("initial_members must have distinct ids > 0".into());
+        }
+        if !self.initial_members.is_empty() && !ids.contains(&self.node_id) {
+            return bad(format!("initial_members does not list this node's id {}", self.node_id));
+        }
+        Ok(())
+    }
+}
+
+/// Group and cluster names share RocketMQ's topic alphabet, without `%` and `|`.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 127 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_toml_overrides() {
+        BrokerConfig::default().validate().unwrap();
+        let c: BrokerConfig = toml::from_str(
+            "group = \"g2\"\nnode_id = 3\ndurability = \"async\"\n[[initial_members]]\nid = 3\naddr = \"h:1\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.durability, DurabilityMode::Async);
+    }
+
+    #[test]
+    fn invalid_configs_say_what_is_wrong() {
+        let c = BrokerConfig { node_id: 0, ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("node_id"));
+        let c = BrokerConfig { group: "a b".into(), ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("group"));
+        let c = BrokerConfig { initial_members: vec![Member { id: 2, addr: "x:1".into() }], ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("does not list"));
+        assert!(toml::from_str::<BrokerConfig>("bogus = 1").is_err());
+    }
+}

@@ -1,0 +1,228 @@
+//! One broker replica: opens its stores, starts its Raft node and its gRPC
+//! server (client API, Raft peers, forwarding and admin on one port), joins or
+//! founds its group, and registers with the nameservers.
+
+use openraft::type_config::async_runtime::WatchReceiver;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::BasicNode;
+use raftmq_proto::broker::admin_server::AdminServer;
+use raftmq_proto::broker::forward_server::ForwardServer;
+use raftmq_proto::raft::raft_service_server::RaftServiceServer;
+use raftmq_proto::rocketmq::v2::messaging_service_server::MessagingServiceServer;
+use raftmq_raft::network::MAX_RAFT_MESSAGE_BYTES;
+use raftmq_raft::{GrpcNetworkFactory, Raft, RaftGrpcService};
+use raftmq_store::commitlog::CommitLog;
+use raftmq_store::io::RealIo;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::BrokerConfig;
+use crate::proposer::Proposer;
+use crate::registration::Registration;
+use crate::routes::Routes;
+use crate::service::admin::AdminService;
+use crate::service::forward::ForwardService;
+use crate::service::messaging::MessagingServiceImpl;
+use crate::sm::{BrokerStateMachine, Shared};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid config: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot create data dir {0}: {1}")]
+    DataDir(std::path::PathBuf, std::io::Error),
+    #[error("cannot open the CommitLog: {0}")]
+    CommitLog(String),
+    #[error("cannot open the state machine: {0}")]
+    StateMachine(#[from] crate::sm::SmOpenError),
+    #[error("cannot start raft: {0}")]
+    Raft(String),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+}
+
+/// A running replica. Drop it or call [`BrokerNode::shutdown`] to stop it.
+pub struct BrokerNode {
+    pub addr: String,
+    pub node_id: u64,
+    pub group: String,
+    pub raft: Raft<BrokerStateMachine>,
+    pub shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    registration: JoinHandle<()>,
+}
+
+impl BrokerNode {
+    pub async fn start(config: BrokerConfig) -> Result<Self, StartError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
+        let listener =
+            tokio::net::TcpListener::bind(config.listen).await.map_err(|e| StartError::Listen(config.listen, e))?;
+        let bound = listener.local_addr().map_err(|e| StartError::Listen(config.listen, e))?;
+        let addr = config.advertise.clone().unwrap_or_else(|| bound.to_string());
+
+        let log = CommitLog::open(&config.data_dir.join("commitlog"), config.commitlog_config(), Arc::new(RealIo))
+            .await
+            .map_err(|e| StartError::CommitLog(e.to_string()))?;
+        let (sm, shared) = BrokerStateMachine::open(
+            &config.data_dir,
+            log.clone(),
+            Duration::from_millis(config.checkpoint_interval_ms),
+        )?;
+        let raft_config =
+            config.raft_config().to_openraft(&config.group).map_err(|e| StartError::Raft(e.to_string()))?;
+        let raft = Raft::new(config.node_id, raft_config, GrpcNetworkFactory::new(&config.group), log, sm)
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+
+        let proposer = Proposer::new(&config.group, config.node_id, raft.clone());
+        let routes = Routes::new(&config.group, &addr, &config.namesrv);
+        let (stop, stop_rx) = watch::channel(false);
+        let server = spawn_server(
+            &config,
+            &addr,
+            listener,
+            raft.clone(),
+            shared.clone(),
+            proposer.clone(),
+            routes.clone(),
+            stop_rx.clone(),
+        );
+
+        bootstrap(&config, &raft).await?;
+
+        let registration = Registration {
+            cluster: config.cluster.clone(),
+            group: config.group.clone(),
+            node_id: config.node_id,
+            addr: addr.clone(),
+            period: Duration::from_millis(config.namesrv_heartbeat_ms),
+        };
+        let registration = tokio::spawn(registration.run(shared.clone(), proposer, routes, stop_rx));
+        tracing::info!(group = %config.group, node = config.node_id, %addr, "broker replica started");
+        Ok(Self { addr, node_id: config.node_id, group: config.group, raft, shared, stop, server, registration })
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow_watched().current_leader == Some(self.node_id)
+    }
+
+    /// The highest log index this replica knows to be committed.
+    pub fn committed_index(&self) -> u64 {
+        self.raft.metrics().borrow_watched().local_committed.map(|l| l.index).unwrap_or(0)
+    }
+
+    pub fn last_log_index(&self) -> u64 {
+        self.raft.metrics().borrow_watched().last_log_index.unwrap_or(0)
+    }
+
+    /// Waits until this replica has applied `index`; false on timeout.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        let mut rx = self.raft.metrics();
+        tokio::time::timeout(timeout, async {
+            while rx.borrow_and_update().last_applied.map(|l| l.index).unwrap_or(0) < index {
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+            true
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Clean stop: unregister from nameservers, stop serving, stop Raft.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.registration.await;
+        let _ = self.server.await;
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("raft shutdown: {e}");
+        }
+    }
+
+    /// The in-process equivalent of `kill -9` for tests: stops at once, no
+    /// unregistering, no final checkpoint. Data written to the page cache stays,
+    /// as it would for a killed process.
+    pub async fn kill(self) {
+        self.registration.abort();
+        self.server.abort();
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_server(
+    config: &BrokerConfig,
+    addr: &str,
+    listener: tokio::net::TcpListener,
+    raft: Raft<BrokerStateMachine>,
+    shared: Arc<Shared>,
+    proposer: Proposer,
+    routes: Routes,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let group = config.group.clone();
+    let messaging = MessagingServiceImpl::new(shared.clone(), proposer.clone(), routes, addr, config.max_body_bytes);
+    let max_msg = config.max_body_bytes + 1024 * 1024;
+    let router = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(5)))
+        .add_service(
+            RaftServiceServer::new(RaftGrpcService::new(&group, raft))
+                .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES),
+        )
+        .add_service(
+            ForwardServer::new(ForwardService::new(&group, proposer.clone()))
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        )
+        .add_service(AdminServer::new(AdminService::new(&group, shared, proposer)))
+        .add_service(
+            MessagingServiceServer::new(messaging)
+                .max_decoding_message_size(max_msg)
+                .max_encoding_message_size(max_msg),
+        );
+    tokio::spawn(async move {
+        let incoming = TcpListenerStream::new(listener);
+        let shutdown = async move {
+            while !*stop.borrow_and_update() {
+                if stop.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+            tracing::error!("gRPC server failed: {e}");
+        }
+    })
+}
+
+/// Founds the group on first start: every founding member initializes with
+/// the same member list (openraft accepts that; the first election decides).
+async fn bootstrap(config: &BrokerConfig, raft: &Raft<BrokerStateMachine>) -> Result<(), StartError> {
+    if config.initial_members.is_empty() {
+        return Ok(());
+    }
+    let m = raft.metrics().borrow_watched().clone();
+    if m.last_log_index.is_some() || m.current_term > 0 {
+        return Ok(()); // this replica already has state; the group exists
+    }
+    let members: BTreeMap<u64, BasicNode> =
+        config.initial_members.iter().map(|m| (m.id, BasicNode { addr: m.addr.clone() })).collect();
+    match raft.initialize(members).await {
+        Ok(()) => Ok(()),
+        Err(openraft::errors::RaftError::APIError(e)) => {
+            tracing::info!("group already initialized: {e}");
+            Ok(())
+        }
+        Err(e) => Err(StartError::Raft(e.to_string())),
+    }
+}

@@ -1,0 +1,184 @@
+//! Applying one committed entry. Runs in log order on every replica, so
+//! everything here must be a pure function of the entry and the state before
+//! it: queue offsets are assigned here, never on the proposer.
+
+use std::io;
+
+use raftmq_proto::broker::{
+    CommandReply, Error as PbError, MetaCommand, SendEntryResult, SendResult, StoredMessage, TopicConfig,
+    command_reply, meta_command,
+};
+use raftmq_proto::rocketmq::v2::{Code, Permission};
+use raftmq_store::commitlog::CommitLog;
+use raftmq_store::consume_queue::{CqUnit, tag_hash};
+use raftmq_store::index::IndexEntry;
+
+use super::Shared;
+use super::state::Meta;
+use crate::cmd::{self, Command};
+use crate::topic::validate_topic_config;
+
+/// The largest queue count a topic may have on one group.
+pub const MAX_QUEUES: u32 = 1024;
+
+pub(super) fn error_reply(code: Code, message: String) -> command_reply::Result {
+    command_reply::Result::Error(PbError { code: code as i32, message })
+}
+
+/// Applies a normal entry; I/O failures are returned as `Err` (fatal: the node
+/// stops rather than continue with an unknown state), while a command that is
+/// invalid against the current state is answered with an error reply and
+/// changes nothing.
+pub(super) fn apply_normal(
+    shared: &Shared,
+    meta: &mut Meta,
+    index: u64,
+    bytes: &bytes::Bytes,
+    index_out: &mut Vec<IndexEntry>,
+) -> io::Result<command_reply::Result> {
+    let command = match cmd::decode(bytes) {
+        Ok(c) => c,
+        // The proposer encoded it, so this is a bug or corruption that the CRC
+        // did not catch; answering keeps the group alive and deterministic.
+        Err(e) => return Ok(error_reply(Code::InternalError, format!("undecodable command: {e}"))),
+    };
+    match command {
+        Command::Batch(msgs) => apply_batch(shared, meta, index, msgs, index_out),
+        Command::Meta(m) => Ok(apply_meta(shared, meta, m)),
+    }
+}
+
+fn apply_batch(
+    shared: &Shared,
+    meta: &Meta,
+    index: u64,
+    msgs: Vec<(StoredMessage, std::ops::Range<usize>)>,
+    index_out: &mut Vec<IndexEntry>,
+) -> io::Result<command_reply::Result> {
+    // Validate the whole batch first: a batch is stored all or nothing.
+    for (m, _) in &msgs {
+        let Some(topic) = meta.topics.get(&m.topic) else {
+            return Ok(error_reply(
+                Code::TopicNotFound,
+                format!("topic '{}' does not exist on this broker group", m.topic),
+            ));
+        };
+        if m.queue_id < 0 || m.queue_id as u32 >= topic.queue_count {
+            return Ok(error_reply(
+                Code::BadRequest,
+                format!(
+                    "queue {} does not exist; topic '{}' has {} queues here",
+                    m.queue_id, m.topic, topic.queue_count
+                ),
+            ));
+        }
+        if !writable(topic.permission) {
+            return Ok(error_reply(Code::Forbidden, format!("topic '{}' is not writable", m.topic)));
+        }
+    }
+    let record = shared
+        .log
+        .record_position(index)
+        .ok_or_else(|| io::Error::other(format!("applied entry {index} has no CommitLog record")))?;
+    let base = record + CommitLog::RECORD_HEADER_LEN as u64;
+    let mut entries = Vec::with_capacity(msgs.len());
+    for (m, range) in msgs {
+        let position = base + range.start as u64;
+        let size = range.len() as u32;
+        let unit = CqUnit {
+            position,
+            size,
+            tag_hash: m.tag.as_deref().map(tag_hash).unwrap_or(0),
+            store_timestamp_ms: m.store_timestamp_ms,
+        };
+        let offset = shared.cq.append(&m.topic, m.queue_id, unit).map_err(io::Error::other)?;
+        entries.push(SendEntryResult { queue_id: m.queue_id, queue_offset: offset, position });
+        index_out.push(IndexEntry {
+            topic: m.topic,
+            message_id: m.message_id,
+            keys: m.keys,
+            position,
+            size,
+            store_timestamp_ms: m.store_timestamp_ms,
+            queue_id: m.queue_id,
+            queue_offset: offset,
+        });
+    }
+    Ok(command_reply::Result::Send(SendResult { entries }))
+}
+
+fn writable(permission: i32) -> bool {
+    permission == Permission::Write as i32 || permission == Permission::ReadWrite as i32
+}
+
+fn apply_meta(shared: &Shared, meta: &mut Meta, m: MetaCommand) -> command_reply::Result {
+    match m.cmd {
+        Some(meta_command::Cmd::CreateTopic(t)) => {
+            if let Err(e) = validate_topic_config(&t) {
+                return error_reply(e.code(), e.to_string());
+            }
+            if meta.topics.contains_key(&t.name) {
+                return error_reply(Code::BadRequest, format!("topic '{}' already exists", t.name));
+            }
+            meta.topics.insert(t.name.clone(), t);
+            command_reply::Result::Ok(true)
+        }
+        Some(meta_command::Cmd::UpdateTopic(t)) => update_topic(meta, t),
+        Some(meta_command::Cmd::DeleteTopic(name)) => {
+            if meta.topics.remove(&name).is_none() {
+                return error_reply(Code::TopicNotFound, format!("topic '{name}' does not exist"));
+            }
+            meta.offsets.retain(|(_, t, _), _| *t != name);
+            if let Err(e) = shared.cq.delete_topic(&name) {
+                // The config is gone either way; stale queue files are only disk.
+                tracing::warn!(topic = %name, "deleting consume queues failed: {e}");
+            }
+            command_reply::Result::Ok(true)
+        }
+        Some(meta_command::Cmd::UpdateOffset(o)) => {
+            let Some(topic) = meta.topics.get(&o.topic) else {
+                return error_reply(Code::TopicNotFound, format!("topic '{}' does not exist", o.topic));
+            };
+            if o.queue_id < 0 || o.queue_id as u32 >= topic.queue_count {
+                return error_reply(
+                    Code::BadRequest,
+                    format!("queue {} does not exist in topic '{}'", o.queue_id, o.topic),
+                );
+            }
+            let (min, max) = (shared.cq.min_offset(&o.topic, o.queue_id), shared.cq.max_offset(&o.topic, o.queue_id));
+            if o.offset < min || o.offset > max {
+                return error_reply(
+                    Code::BadRequest,
+                    format!("offset {} is outside queue {}:{} range [{min}, {max}]", o.offset, o.topic, o.queue_id),
+                );
+            }
+            if o.group.is_empty() {
+                return error_reply(Code::IllegalConsumerGroup, "consumer group must not be empty".into());
+            }
+            meta.offsets.insert((o.group, o.topic, o.queue_id), o.offset);
+            command_reply::Result::Ok(true)
+        }
+        None => error_reply(Code::BadRequest, "empty meta command".into()),
+    }
+}
+
+fn update_topic(meta: &mut Meta, t: TopicConfig) -> command_reply::Result {
+    if let Err(e) = validate_topic_config(&t) {
+        return error_reply(e.code(), e.to_string());
+    }
+    let Some(old) = meta.topics.get(&t.name) else {
+        return error_reply(Code::TopicNotFound, format!("topic '{}' does not exist", t.name));
+    };
+    if t.queue_count < old.queue_count {
+        return error_reply(
+            Code::BadRequest,
+            format!("queue count of '{}' can only grow ({} -> {} refused)", t.name, old.queue_count, t.queue_count),
+        );
+    }
+    meta.topics.insert(t.name.clone(), t);
+    command_reply::Result::Ok(true)
+}
+
+pub(super) fn reply(index: u64, result: command_reply::Result) -> CommandReply {
+    CommandReply { index, result: Some(result) }
+}

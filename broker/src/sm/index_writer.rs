@@ -1,0 +1,92 @@
+//! Feeds the message-id/key index from a background thread, so sled's cost
+//! stays off the apply path. The index is derived state: it may lag the
+//! applied index, and a checkpoint first waits for it to catch up (`flush`).
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use raftmq_store::index::{IndexEntry, MessageIndex};
+
+enum Job {
+    Entries(Vec<IndexEntry>, u64),
+    Flush(mpsc::SyncSender<Result<(), String>>),
+}
+
+pub struct IndexWriter {
+    tx: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl IndexWriter {
+    pub fn start(index: MessageIndex) -> Self {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("raftmq-index".into())
+            .spawn(move || {
+                let mut failed: Option<String> = None;
+                while let Ok(job) = rx.recv() {
+                    match job {
+                        Job::Entries(mut entries, mut upto) => {
+                            // Coalesce whatever else is queued into one sled batch.
+                            let mut flush_waiters = Vec::new();
+                            while let Ok(next) = rx.try_recv() {
+                                match next {
+                                    Job::Entries(more, u) => {
+                                        entries.extend(more);
+                                        upto = upto.max(u);
+                                    }
+                                    Job::Flush(w) => flush_waiters.push(w),
+                                }
+                            }
+                            if let Err(e) = index.insert_batch(&entries, upto) {
+                                tracing::error!("message index insert failed: {e}");
+                                failed.get_or_insert(e.to_string());
+                            }
+                            for w in flush_waiters {
+                                let _ = w.send(flush(&index, &failed));
+                            }
+                        }
+                        Job::Flush(w) => {
+                            let _ = w.send(flush(&index, &failed));
+                        }
+                    }
+                }
+            })
+            .ok();
+        Self { tx: Some(tx), thread }
+    }
+
+    /// Queues entries applied at `applied_index` for indexing.
+    pub fn submit(&self, entries: Vec<IndexEntry>, applied_index: u64) {
+        if entries.is_empty() {
+            return;
+        }
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Job::Entries(entries, applied_index));
+        }
+    }
+
+    /// Waits until everything submitted so far is indexed and flushed to disk.
+    pub fn flush(&self) -> Result<(), String> {
+        let (wtx, wrx) = mpsc::sync_channel(1);
+        let tx = self.tx.as_ref().ok_or("index writer stopped")?;
+        tx.send(Job::Flush(wtx)).map_err(|_| "index writer stopped".to_string())?;
+        wrx.recv().map_err(|_| "index writer stopped".to_string())?
+    }
+}
+
+fn flush(index: &MessageIndex, failed: &Option<String>) -> Result<(), String> {
+    if let Some(e) = failed {
+        return Err(format!("an earlier index insert failed: {e}"));
+    }
+    index.flush().map_err(|e| e.to_string())
+}
+
+impl Drop for IndexWriter {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

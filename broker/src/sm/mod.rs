@@ -1,0 +1,247 @@
+//! The replicated state machine: applies committed entries in log order on
+//! every replica.
+//!
+//! What it derives from the log: queue offsets and the consume queues, the
+//! message index, topic configs and consumer offsets. All of it can be rebuilt
+//! from the log: on restart the state is loaded from the last checkpoint and
+//! openraft re-applies every committed entry after it.
+//!
+//! Checkpoint order (why the consume queues can be rebuilt): flush the index,
+//! fsync the consume queues, then atomically replace the checkpoint file. On
+//! recovery every consume queue is cut back to the next offset the checkpoint
+//! recorded, and re-applying the log re-dispatches the rest.
+//!
+//! # Snapshots
+//! A snapshot is a metadata checkpoint pinned at the retention boundary, so a
+//! lagging replica installs it and then receives every retained entry through
+//! normal replication. Until retention purges a segment there is no boundary,
+//! openraft never needs a snapshot, and none is built (see ARCHITECTURE.md).
+
+pub mod apply;
+pub mod checkpoint;
+pub mod index_writer;
+pub mod state;
+
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use futures::{Stream, TryStreamExt};
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf};
+use raftmq_proto::broker::QueueNext;
+use raftmq_raft::{EntryPayload, LogId, SnapshotData, StoredMembership, TypeConfig};
+use raftmq_store::commitlog::CommitLog;
+use raftmq_store::consume_queue::ConsumeQueueStore;
+use raftmq_store::index::MessageIndex;
+use tokio::sync::watch;
+
+use self::checkpoint::CheckpointFile;
+use self::index_writer::IndexWriter;
+use self::state::Meta;
+
+/// Units per consume-queue file: 300k × 28 B ≈ 8 MiB.
+const CQ_UNITS_PER_FILE: u64 = 300_000;
+
+/// State the gRPC services read while the state machine writes it.
+pub struct Shared {
+    pub log: CommitLog,
+    pub cq: ConsumeQueueStore,
+    pub index: MessageIndex,
+    meta: RwLock<Meta>,
+    applied_tx: watch::Sender<u64>,
+}
+
+impl Shared {
+    pub fn meta(&self) -> RwLockReadGuard<'_, Meta> {
+        self.meta.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notified with the last applied index after every applied batch (long polling waits on it).
+    pub fn subscribe_applied(&self) -> watch::Receiver<u64> {
+        self.applied_tx.subscribe()
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        *self.applied_tx.borrow()
+    }
+}
+
+pub struct BrokerStateMachine {
+    shared: Arc<Shared>,
+    index_writer: IndexWriter,
+    checkpoint: CheckpointFile,
+    checkpoint_interval: Duration,
+    last_checkpoint: Instant,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SmOpenError {
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error("consume queue: {0}")]
+    Cq(String),
+    #[error("message index: {0}")]
+    Index(String),
+    #[error("checkpoint does not decode: {0}")]
+    Decode(String),
+}
+
+impl BrokerStateMachine {
+    /// Opens the derived stores under `dir` and recovers them to the last checkpoint.
+    pub fn open(dir: &Path, log: CommitLog, checkpoint_interval: Duration) -> Result<(Self, Arc<Shared>), SmOpenError> {
+        let cq =
+            ConsumeQueueStore::open(&dir.join("cq"), CQ_UNITS_PER_FILE).map_err(|e| SmOpenError::Cq(e.to_string()))?;
+        let index = MessageIndex::open(&dir.join("index")).map_err(|e| SmOpenError::Index(e.to_string()))?;
+        let checkpoint = CheckpointFile::open(&dir.join("checkpoint"))?;
+        let meta = match checkpoint.load()? {
+            Some(c) => {
+                let meta = Meta::from_checkpoint(&c).map_err(|e| SmOpenError::Decode(e.to_string()))?;
+                let next = |t: &str, q: i32| {
+                    c.queues.iter().find(|n| n.topic == t && n.queue_id == q).map(|n| n.next_offset).unwrap_or(0)
+                };
+                for (t, q) in cq.queues() {
+                    cq.truncate_to(&t, q, next(&t, q)).map_err(|e| SmOpenError::Cq(e.to_string()))?;
+                }
+                for n in &c.queues {
+                    if cq.max_offset(&n.topic, n.queue_id) < n.next_offset {
+                        return Err(SmOpenError::Cq(format!(
+                            "queue {}:{} holds fewer units than checkpointed ({} < {}); its files were lost",
+                            n.topic,
+                            n.queue_id,
+                            cq.max_offset(&n.topic, n.queue_id),
+                            n.next_offset
+                        )));
+                    }
+                }
+                meta
+            }
+            None => {
+                for (t, q) in cq.queues() {
+                    cq.truncate_to(&t, q, 0).map_err(|e| SmOpenError::Cq(e.to_string()))?;
+                }
+                Meta::default()
+            }
+        };
+        let applied = meta.last_applied.map(|l| l.index).unwrap_or(0);
+        let (applied_tx, _) = watch::channel(applied);
+        let shared = Arc::new(Shared { log, cq, index: index.clone(), meta: RwLock::new(meta), applied_tx });
+        let sm = Self {
+            shared: shared.clone(),
+            index_writer: IndexWriter::start(index),
+            checkpoint,
+            checkpoint_interval,
+            last_checkpoint: Instant::now(),
+        };
+        Ok((sm, shared))
+    }
+
+    /// Makes everything applied so far durable in the derived stores, then
+    /// records it in the checkpoint file.
+    pub fn write_checkpoint(&mut self) -> io::Result<()> {
+        self.index_writer.flush().map_err(io::Error::other)?;
+        self.shared.cq.flush().map_err(io::Error::other)?;
+        let meta = self.shared.meta();
+        let queues = self
+            .shared
+            .cq
+            .queues()
+            .into_iter()
+            .map(|(topic, queue_id)| {
+                let next_offset = self.shared.cq.max_offset(&topic, queue_id);
+                QueueNext { topic, queue_id, next_offset }
+            })
+            .collect();
+        let c = meta.to_checkpoint(queues);
+        drop(meta);
+        self.checkpoint.store(&c).map_err(io::Error::other)?;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = PinnedSnapshot;
+
+    async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
+        let m = self.shared.meta();
+        Ok((m.last_applied, m.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
+    where
+        Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + Send,
+    {
+        let mut index_out = Vec::new();
+        let mut last = None;
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let idx = entry.log_id.index;
+            let result = {
+                let mut meta = self.shared.meta.write().unwrap_or_else(|p| p.into_inner());
+                let result = match &entry.payload {
+                    EntryPayload::Blank => None,
+                    EntryPayload::Membership(m) => {
+                        meta.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                        None
+                    }
+                    EntryPayload::Normal(cmd) => {
+                        Some(apply::apply_normal(&self.shared, &mut meta, idx, &cmd.0, &mut index_out)?)
+                    }
+                };
+                meta.last_applied = Some(entry.log_id);
+                result
+            };
+            if let Some(r) = responder {
+                r.send(apply::reply(idx, result.unwrap_or(raftmq_proto::broker::command_reply::Result::Ok(true))));
+            }
+            last = Some(idx);
+        }
+        if let Some(idx) = last {
+            self.index_writer.submit(std::mem::take(&mut index_out), idx);
+            self.shared.applied_tx.send_replace(idx);
+            if self.last_checkpoint.elapsed() >= self.checkpoint_interval {
+                self.write_checkpoint()?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<PinnedSnapshot> {
+        // Snapshots are only needed once retention has purged the log; that is
+        // when a pinned checkpoint exists to hand out.
+        force.then_some(PinnedSnapshot)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> PinnedSnapshot {
+        PinnedSnapshot
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMetaOf<TypeConfig>, _snapshot: SnapshotData) -> io::Result<()> {
+        Err(io::Error::other(format!(
+            "snapshot {:?} offered, but this broker only installs snapshots pinned at a retention boundary, \
+             and retention (log purge) is not enabled in this version",
+            meta.last_log_id
+        )))
+    }
+
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<SnapshotOf<TypeConfig, SnapshotData>>> {
+        // No segment has been purged, so every replica can catch up from the log.
+        Ok(None)
+    }
+}
+
+/// Hands out the checkpoint pinned at the retention boundary (none until
+/// retention purges a segment).
+pub struct PinnedSnapshot;
+
+impl RaftSnapshotBuilder<TypeConfig> for PinnedSnapshot {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> io::Result<SnapshotOf<TypeConfig, SnapshotData>> {
+        Err(io::Error::other(
+            "no retention boundary: the log has never been purged, so replicas catch up by replication",
+        ))
+    }
+}

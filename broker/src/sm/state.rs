@@ -1,0 +1,83 @@
+//! The state machine's in-memory metadata and its checkpoint encoding.
+//!
+//! Message data lives in the CommitLog and consume queues; this is the small
+//! rest: topics, consumer offsets, the last applied log id and membership.
+
+use std::collections::{BTreeMap, HashMap};
+
+use raftmq_proto::broker::{Checkpoint, OffsetUpdate, QueueNext, TopicConfig};
+use raftmq_raft::pb as conv;
+use raftmq_raft::{LogId, StoredMembership};
+
+/// (consumer group, topic, queue id)
+pub type OffsetKey = (String, String, i32);
+
+#[derive(Debug, Default, Clone)]
+pub struct Meta {
+    pub topics: BTreeMap<String, TopicConfig>,
+    pub offsets: HashMap<OffsetKey, i64>,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+    /// CommitLog position right after the last applied record.
+    pub next_position: u64,
+}
+
+impl Meta {
+    /// `queues` is each queue's next offset, read from the consume queues at
+    /// the moment of the checkpoint (after they were flushed).
+    pub fn to_checkpoint(&self, queues: Vec<QueueNext>) -> Checkpoint {
+        let mut offsets: Vec<OffsetUpdate> = self
+            .offsets
+            .iter()
+            .map(|((g, t, q), o)| OffsetUpdate { group: g.clone(), topic: t.clone(), queue_id: *q, offset: *o })
+            .collect();
+        offsets.sort_by(|a, b| (&a.group, &a.topic, a.queue_id).cmp(&(&b.group, &b.topic, b.queue_id)));
+        Checkpoint {
+            last_applied: conv::opt_log_id_to_pb(self.last_applied.as_ref()),
+            membership_log_id: conv::opt_log_id_to_pb(self.membership.log_id().as_ref()),
+            membership: Some(conv::membership_to_pb(self.membership.membership())),
+            topics: self.topics.values().cloned().collect(),
+            consumer_offsets: offsets,
+            queues,
+            next_position: self.next_position,
+        }
+    }
+
+    pub fn from_checkpoint(c: &Checkpoint) -> Result<Self, conv::DecodeError> {
+        let membership = match &c.membership {
+            Some(m) => conv::membership_from_pb(m)?,
+            None => Default::default(),
+        };
+        Ok(Self {
+            topics: c.topics.iter().map(|t| (t.name.clone(), t.clone())).collect(),
+            offsets: c
+                .consumer_offsets
+                .iter()
+                .map(|o| ((o.group.clone(), o.topic.clone(), o.queue_id), o.offset))
+                .collect(),
+            last_applied: conv::opt_log_id_from_pb(c.last_applied.as_ref()),
+            membership: StoredMembership::new(conv::opt_log_id_from_pb(c.membership_log_id.as_ref()), membership),
+            next_position: c.next_position,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_round_trip() {
+        let mut m = Meta::default();
+        m.topics.insert("t".into(), TopicConfig { name: "t".into(), queue_count: 4, ..Default::default() });
+        m.offsets.insert(("g".into(), "t".into(), 2), 17);
+        m.last_applied = Some(LogId::new_term_index(3, 99));
+        m.next_position = 4096;
+        let c = m.to_checkpoint(vec![QueueNext { topic: "t".into(), queue_id: 2, next_offset: 20 }]);
+        let back = Meta::from_checkpoint(&c).unwrap();
+        assert_eq!(back.topics, m.topics);
+        assert_eq!(back.offsets, m.offsets);
+        assert_eq!(back.last_applied, m.last_applied);
+        assert_eq!(back.next_position, 4096);
+    }
+}

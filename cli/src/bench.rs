@@ -1,0 +1,223 @@
+//! `raftmq bench`: the same scenarios as ../shared/bench's peer runs, against a
+//! fresh 3-replica group on loopback (in this process): 1 KiB messages, N
+//! workers with one send in flight each, one Raft-committed ack per message,
+//! 500 warm-up sends, bounded by a count and a time; in `sync` and `async`
+//! durability. Then failover: the leader is killed while a producer sends, and
+//! the time to the first successful send afterwards is measured.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use raftmq_broker::config::DurabilityMode;
+use raftmq_client::producer::Message;
+use raftmq_client::{Cluster, Producer};
+
+use crate::devcluster::{DevCluster, DevClusterSpec};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Concurrency levels (workers with one send in flight each).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
+    /// Durability modes to run.
+    #[arg(long, value_delimiter = ',', default_value = "sync,async")]
+    modes: Vec<String>,
+    /// Messages per scenario (upper bound).
+    #[arg(long, default_value_t = 100_000)]
+    count: u64,
+    /// Seconds per scenario (upper bound).
+    #[arg(long, default_value_t = 10)]
+    secs: u64,
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+    /// Leader kills to time (0 skips the failover measurement).
+    #[arg(long, default_value_t = 3)]
+    failovers: usize,
+    #[arg(long, default_value_t = 19_081)]
+    base_port: u16,
+}
+
+struct Row {
+    mode: String,
+    concurrency: usize,
+    sent: u64,
+    errors: u64,
+    secs: f64,
+    cpu_us_per_msg: f64,
+    hist: hdrhistogram::Histogram<u64>,
+}
+
+fn cpu_seconds() -> f64 {
+    // utime + stime of this process (brokers and client together), from /proc.
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map(|f| f.iter().filter_map(|x| x.parse::<f64>().ok()).sum()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+pub async fn run(a: BenchArgs) -> Result<(), String> {
+    let mut rows = Vec::new();
+    let mut failovers = Vec::new();
+    for (mi, mode) in a.modes.iter().enumerate() {
+        let durability = match mode.as_str() {
+            "sync" => DurabilityMode::Sync,
+            "async" => DurabilityMode::Async,
+            m => return Err(format!("unknown mode {m:?}")),
+        };
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let spec = DevClusterSpec {
+            groups: 1,
+            replicas: a.replicas,
+            data_dir: dir.path().to_path_buf(),
+            namesrv_port: a.base_port + 100 * mi as u16 + 99,
+            base_port: a.base_port + 100 * mi as u16,
+            durability,
+        };
+        let mut cluster = DevCluster::start(&spec).await?;
+        cluster.wait_for_leaders(Duration::from_secs(10)).await?;
+        let client = Cluster::new(&[cluster.namesrv_addr.clone()]).map_err(|e| e.to_string())?;
+        client.create_topic("bench", 4, &[]).await.map_err(|e| e.to_string())?;
+        let producer = Arc::new(Producer::new(client));
+        let body = bytes::Bytes::from(vec![b'x'; a.size]);
+        publish(&producer, &body, 8, 500, Duration::from_secs(30), None).await; // warm-up
+        for &c in &a.concurrency {
+            let bar = ProgressBar::new(a.count);
+            bar.set_style(
+                ProgressStyle::with_template(&format!("{mode:>5} c={c:<3} {{bar:30}} {{pos}}/{{len}} {{per_sec}}"))
+                    .map_err(|e| e.to_string())?,
+            );
+            let cpu0 = cpu_seconds();
+            let t = Instant::now();
+            let (hist, errors) = publish(&producer, &body, c, a.count, Duration::from_secs(a.secs), Some(&bar)).await;
+            let secs = t.elapsed().as_secs_f64();
+            bar.finish_and_clear();
+            let sent = hist.len();
+            let cpu = (cpu_seconds() - cpu0) * 1e6 / sent.max(1) as f64;
+            rows.push(Row { mode: mode.clone(), concurrency: c, sent, errors, secs, cpu_us_per_msg: cpu, hist });
+        }
+        for i in 0..a.failovers {
+            let ms = failover(&mut cluster, &producer, &body).await?;
+            println!("{mode:>5} failover {}: first successful send {ms:.0} ms after the leader was killed", i + 1);
+            failovers.push((mode.clone(), ms));
+        }
+        cluster.shutdown().await;
+    }
+    print_table(&rows, &failovers);
+    Ok(())
+}
+
+/// `c` workers, one send in flight each, until `count` sends or `max` time.
+async fn publish(
+    producer: &Arc<Producer>,
+    body: &bytes::Bytes,
+    c: usize,
+    count: u64,
+    max: Duration,
+    bar: Option<&ProgressBar>,
+) -> (hdrhistogram::Histogram<u64>, u64) {
+    let next = Arc::new(AtomicU64::new(0));
+    let stop_at = Instant::now() + max;
+    let workers = (0..c).map(|_| {
+        let (producer, body, next, bar) = (producer.clone(), body.clone(), next.clone(), bar.cloned());
+        tokio::spawn(async move {
+            let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).ok();
+            let mut errors = 0;
+            while next.fetch_add(1, Ordering::Relaxed) < count && Instant::now() < stop_at {
+                let t = Instant::now();
+                match producer.send(Message::new("bench", body.clone())).await {
+                    Ok(_) => {
+                        if let Some(h) = h.as_mut() {
+                            let _ = h.record(t.elapsed().as_micros().max(1) as u64);
+                        }
+                    }
+                    Err(_) => errors += 1,
+                }
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+            }
+            (h, errors)
+        })
+    });
+    let mut hist =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable_hist());
+    let mut errors = 0;
+    for r in futures::future::join_all(workers).await.into_iter().flatten() {
+        if let Some(h) = r.0 {
+            let _ = hist.add(h);
+        }
+        errors += r.1;
+    }
+    (hist, errors)
+}
+
+fn unreachable_hist() -> hdrhistogram::Histogram<u64> {
+    // new_with_bounds(1, 60e6, 3) is a valid configuration; this is its fallback.
+    hdrhistogram::Histogram::<u64>::new(3).unwrap_or_else(|_| std::process::abort())
+}
+
+/// Kills the leader while one producer sends every 5 ms; returns the time from
+/// the kill to the first successful send, then restarts the killed replica.
+async fn failover(cluster: &mut DevCluster, producer: &Arc<Producer>, body: &bytes::Bytes) -> Result<f64, String> {
+    let leader = cluster.wait_for_leaders(Duration::from_secs(10)).await?[0];
+    // The cluster is healthy: a send succeeds.
+    producer.send(Message::new("bench", body.clone())).await.map_err(|e| e.to_string())?;
+    let killed_at = Instant::now();
+    let p = producer.clone();
+    let b = body.clone();
+    let sender = tokio::spawn(async move {
+        loop {
+            let t = Instant::now();
+            if p.send(Message::new("bench", b.clone())).await.is_ok() && t >= killed_at {
+                return Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    cluster.kill(0, leader).await;
+    let ok_at = tokio::time::timeout(Duration::from_secs(30), sender)
+        .await
+        .map_err(|_| "no successful send within 30 s of the leader kill".to_string())?
+        .map_err(|e| e.to_string())?;
+    let ms = ok_at.duration_since(killed_at).as_secs_f64() * 1000.0;
+    cluster.restart(0, leader).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await; // let it catch up before the next round
+    Ok(ms)
+}
+
+fn print_table(rows: &[Row], failovers: &[(String, f64)]) {
+    println!();
+    println!("raftmq publish: 3-replica group on loopback, 1 message per send, ack after Raft commit + apply");
+    println!(
+        "| {:<5} | {:>3} | {:>8} | {:>6} | {:>9} | {:>7} | {:>7} | {:>8} | {:>8} | {:>14} |",
+        "mode", "c", "sent", "errors", "msgs/s", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "CPU µs/msg (all)"
+    );
+    println!("|{}|", "-".repeat(112));
+    for r in rows {
+        println!(
+            "| {:<5} | {:>3} | {:>8} | {:>6} | {:>9.0} | {:>7} | {:>7} | {:>8} | {:>8} | {:>16.1} |",
+            r.mode,
+            r.concurrency,
+            r.sent,
+            r.errors,
+            r.sent as f64 / r.secs,
+            r.hist.value_at_quantile(0.5),
+            r.hist.value_at_quantile(0.99),
+            r.hist.value_at_quantile(0.999),
+            r.hist.max(),
+            r.cpu_us_per_msg
+        );
+    }
+    if !failovers.is_empty() {
+        println!();
+        println!("failover (leader killed → first successful send):");
+        for (m, ms) in failovers {
+            println!("  {m:>5}: {ms:>7.0} ms");
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! An in-process cluster on loopback: one nameserver and one or more broker
+//! groups of N replicas, each replica with its own port and data folder.
+//! Used by `raftmq dev` and `raftmq bench`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use raftmq_broker::BrokerNode;
+use raftmq_broker::config::{BrokerConfig, DurabilityMode, Member};
+use raftmq_namesrv::server::NameServerHandle;
+
+pub struct DevClusterSpec {
+    pub groups: usize,
+    pub replicas: usize,
+    pub data_dir: PathBuf,
+    pub namesrv_port: u16,
+    /// Group g's replica r listens on base_port + 10*g + r.
+    pub base_port: u16,
+    pub durability: DurabilityMode,
+}
+
+pub struct DevCluster {
+    pub namesrv: NameServerHandle,
+    pub namesrv_addr: String,
+    /// `nodes[g][r]`; a killed replica is `None`.
+    pub nodes: Vec<Vec<Option<BrokerNode>>>,
+    configs: Vec<Vec<BrokerConfig>>,
+}
+
+pub fn group_name(g: usize) -> String {
+    format!("broker-{}", (b'a' + g as u8) as char)
+}
+
+impl DevCluster {
+    pub async fn start(spec: &DevClusterSpec) -> Result<Self, String> {
+        let ns_config = raftmq_namesrv::config::Config {
+            listen: ([127, 0, 0, 1], spec.namesrv_port).into(),
+            broker_expiry: Duration::from_secs(6),
+            ..Default::default()
+        };
+        let namesrv =
+            raftmq_namesrv::server::serve(ns_config, std::future::pending()).await.map_err(|e| e.to_string())?;
+        let namesrv_addr = namesrv.local_addr().to_string();
+        let mut configs: Vec<Vec<BrokerConfig>> = Vec::new();
+        for g in 0..spec.groups {
+            let ports: Vec<u16> = (0..spec.replicas).map(|r| spec.base_port + (10 * g + r) as u16).collect();
+            let members: Vec<Member> = ports
+                .iter()
+                .enumerate()
+                .map(|(r, p)| Member { id: r as u64 + 1, addr: format!("127.0.0.1:{p}") })
+                .collect();
+            configs.push(
+                ports
+                    .iter()
+                    .enumerate()
+                    .map(|(r, p)| BrokerConfig {
+                        group: group_name(g),
+                        node_id: r as u64 + 1,
+                        listen: ([127, 0, 0, 1], *p).into(),
+                        data_dir: node_dir(&spec.data_dir, g, r),
+                        namesrv: vec![namesrv_addr.clone()],
+                        durability: spec.durability,
+                        segment_bytes: 64 * 1024 * 1024,
+                        initial_members: members.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            );
+        }
+        let mut nodes = Vec::new();
+        for group in &configs {
+            let started = futures::future::join_all(group.iter().map(|c| BrokerNode::start(c.clone()))).await;
+            let mut g = Vec::new();
+            for n in started {
+                g.push(Some(n.map_err(|e| e.to_string())?));
+            }
+            nodes.push(g);
+        }
+        Ok(Self { namesrv, namesrv_addr, nodes, configs })
+    }
+
+    /// Waits until every group has a leader; returns the leaders' (group, replica index).
+    pub async fn wait_for_leaders(&self, timeout: Duration) -> Result<Vec<usize>, String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut out = Vec::new();
+        for (g, group) in self.nodes.iter().enumerate() {
+            loop {
+                if let Some(r) = self.leader_of(g) {
+                    out.push(r);
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(format!("group {} elected no leader", group_name(g)));
+                }
+                let _ = group;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn leader_of(&self, g: usize) -> Option<usize> {
+        self.nodes[g].iter().position(|n| n.as_ref().is_some_and(|n| n.is_leader()))
+    }
+
+    pub async fn kill(&mut self, g: usize, r: usize) {
+        if let Some(n) = self.nodes[g][r].take() {
+            n.kill().await;
+        }
+    }
+
+    pub async fn restart(&mut self, g: usize, r: usize) -> Result<(), String> {
+        let n = BrokerNode::start(self.configs[g][r].clone()).await.map_err(|e| e.to_string())?;
+        self.nodes[g][r] = Some(n);
+        Ok(())
+    }
+
+    pub async fn shutdown(self) {
+        for group in self.nodes {
+            futures::future::join_all(group.into_iter().flatten().map(|n| n.shutdown())).await;
+        }
+        let _ = self.namesrv.shutdown().await;
+    }
+}
+
+fn node_dir(base: &Path, g: usize, r: usize) -> PathBuf {
+    base.join(group_name(g)).join(format!("node-{}", r + 1))
+}

@@ -1,0 +1,111 @@
+//! Replica catch-up and conflicting tails, on a real 3-replica group.
+
+use std::time::Duration;
+
+use raftmq_broker::config::DurabilityMode;
+use raftmq_cli::devcluster::{DevCluster, DevClusterSpec};
+use raftmq_client::producer::Message;
+use raftmq_client::{Cluster, Producer};
+
+async fn start(dir: &std::path::Path, base_port: u16) -> DevCluster {
+    let spec = DevClusterSpec {
+        groups: 1,
+        replicas: 3,
+        data_dir: dir.to_path_buf(),
+        namesrv_port: base_port + 9,
+        base_port,
+        durability: DurabilityMode::Sync,
+    };
+    let c = DevCluster::start(&spec).await.expect("cluster starts");
+    c.wait_for_leaders(Duration::from_secs(10)).await.expect("a leader is elected");
+    c
+}
+
+/// Waits until replica `r` has applied `index`.
+async fn wait_applied(cluster: &DevCluster, r: usize, index: u64) {
+    let node = cluster.nodes[0][r].as_ref().expect("running");
+    assert!(node.wait_applied(index, Duration::from_secs(20)).await, "replica {r} did not apply {index}");
+}
+
+fn committed(cluster: &DevCluster, r: usize) -> u64 {
+    cluster.nodes[0][r].as_ref().unwrap().committed_index()
+}
+
+fn prefix_crc(cluster: &DevCluster, r: usize, upto: u64) -> (u64, u32) {
+    cluster.nodes[0][r].as_ref().unwrap().shared.log.prefix_crc(upto).expect("prefix crc")
+}
+
+async fn send_n(producer: &Producer, n: usize) {
+    for i in 0..n {
+        producer.send(Message::new("t", format!("m{i}"))).await.expect("send");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_replica_catches_up_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = start(dir.path(), 21_181).await;
+    let client = Cluster::new(&[cluster.namesrv_addr.clone()]).unwrap();
+    client.create_topic("t", 2, &[]).await.unwrap();
+    let producer = Producer::new(client);
+    send_n(&producer, 200).await;
+
+    let leader = cluster.leader_of(0).unwrap();
+    let follower = (leader + 1) % 3;
+    cluster.kill(0, follower).await;
+    send_n(&producer, 300).await; // the group keeps committing with 2 of 3
+    cluster.restart(0, follower).await.unwrap();
+
+    let leader = cluster.leader_of(0).unwrap();
+    let upto = committed(&cluster, leader);
+    wait_applied(&cluster, follower, upto).await;
+    assert_eq!(prefix_crc(&cluster, follower, upto), prefix_crc(&cluster, leader, upto));
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_leaders_uncommitted_tail_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = start(dir.path(), 21_281).await;
+    let client = Cluster::new(&[cluster.namesrv_addr.clone()]).unwrap();
+    client.create_topic("t", 1, &[]).await.unwrap();
+    let producer = Producer::new(client.clone()).with_retries(0).with_timeout(Duration::from_millis(500));
+    send_n(&producer, 50).await;
+
+    // The leader loses both followers: what it appends now cannot commit.
+    let old = cluster.leader_of(0).unwrap();
+    let (f1, f2) = ((old + 1) % 3, (old + 2) % 3);
+    let committed_before = committed(&cluster, old);
+    cluster.kill(0, f1).await;
+    cluster.kill(0, f2).await;
+    let node = cluster.nodes[0][old].as_ref().unwrap();
+    for i in 0..5 {
+        let cmd = raftmq_broker::cmd::encode_batch(&[raftmq_proto::broker::StoredMessage {
+            topic: "t".into(),
+            message_id: format!("doomed-{i}"),
+            ..Default::default()
+        }]);
+        let _ = tokio::time::timeout(Duration::from_millis(200), node.raft.client_write(raftmq_raft::Cmd(cmd.0))).await;
+    }
+    let tail = node.last_log_index();
+    assert!(tail > committed_before, "the isolated leader appended an uncommitted tail");
+    cluster.kill(0, old).await;
+
+    // The followers elect a new leader and commit new entries over the old tail.
+    cluster.restart(0, f1).await.unwrap();
+    cluster.restart(0, f2).await.unwrap();
+    cluster.wait_for_leaders(Duration::from_secs(10)).await.unwrap();
+    let producer = Producer::new(client);
+    send_n(&producer, 20).await;
+
+    // The old leader comes back, truncates its conflicting tail, and matches.
+    cluster.restart(0, old).await.unwrap();
+    let leader = cluster.leader_of(0).unwrap();
+    let upto = committed(&cluster, leader);
+    assert!(upto >= tail, "the new leader's log passes the old tail");
+    wait_applied(&cluster, old, upto).await;
+    assert_eq!(prefix_crc(&cluster, old, upto), prefix_crc(&cluster, leader, upto));
+    let found = cluster.nodes[0][old].as_ref().unwrap().shared.index.by_message_id(None, "doomed-0").unwrap();
+    assert!(found.is_empty(), "an uncommitted message was applied");
+    cluster.shutdown().await;
+}

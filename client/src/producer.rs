@@ -1,0 +1,271 @@
+//! The producer: routes a message to a queue of one of the topic's broker
+//! groups and waits for the Raft-committed answer.
+//!
+//! Failover: a group is reachable through any replica (each forwards to the
+//! leader), so when the leader stops answering the producer moves to the next
+//! replica of the same group at once, without waiting for a route refresh.
+//! A send that still fails is retried on another broker group (`retries`,
+//! default 2). A retry after an unknown outcome may store the message twice.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use raftmq_proto::namesrv::GroupRoute;
+use raftmq_proto::rocketmq::v2;
+
+use crate::cluster::{Cluster, DEFAULT_TIMEOUT, TopicRoute};
+use crate::error::Error;
+
+/// A message to send.
+#[derive(Debug, Clone, Default)]
+pub struct Message {
+    pub topic: String,
+    pub body: Bytes,
+    pub tag: Option<String>,
+    pub keys: Vec<String>,
+    pub properties: HashMap<String, String>,
+    /// Messages of one group are stored in one queue, in send order.
+    pub message_group: Option<String>,
+}
+
+impl Message {
+    pub fn new(topic: impl Into<String>, body: impl Into<Bytes>) -> Self {
+        Self { topic: topic.into(), body: body.into(), ..Default::default() }
+    }
+
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = Some(tag.into());
+        self
+    }
+
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.keys.push(key.into());
+        self
+    }
+}
+
+/// Where a message was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReceipt {
+    pub message_id: String,
+    pub group: String,
+    pub queue_id: i32,
+    pub offset: i64,
+}
+
+pub struct Producer {
+    cluster: Cluster,
+    routes: Mutex<HashMap<String, Arc<TopicRoute>>>,
+    next_queue: AtomicUsize,
+    /// Preferred replica per group, moved on failure.
+    preferred: Mutex<HashMap<String, usize>>,
+    retries: usize,
+    timeout: Duration,
+    id_seq: AtomicU32,
+    id_prefix: String,
+}
+
+impl Producer {
+    pub fn new(cluster: Cluster) -> Self {
+        let host: [u8; 6] = rand::random();
+        let pid = (std::process::id() & 0xffff) as u16;
+        Self {
+            cluster,
+            routes: Mutex::default(),
+            next_queue: AtomicUsize::new(rand::random::<u16>() as usize),
+            preferred: Mutex::default(),
+            retries: 2,
+            timeout: DEFAULT_TIMEOUT,
+            id_seq: AtomicU32::new(0),
+            id_prefix: format!("01{}{:04X}", bytes_hex(&host), pid),
+        }
+    }
+
+    /// Retries on another broker group after a failed send. Default 2.
+    pub fn with_retries(mut self, retries: usize) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Per-attempt deadline. Default 3 s.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// A new unique message id: `01` | host (6 bytes) | pid (2) | time (4) | sequence (4), in hex.
+    pub fn new_message_id(&self) -> String {
+        let secs =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
+        format!("{}{:08X}{:08X}", self.id_prefix, secs, self.id_seq.fetch_add(1, Ordering::Relaxed))
+    }
+
+    async fn route(&self, topic: &str, refresh: bool) -> Result<Arc<TopicRoute>, Error> {
+        if !refresh {
+            if let Some(r) = self.routes.lock().unwrap_or_else(|p| p.into_inner()).get(topic) {
+                return Ok(r.clone());
+            }
+        }
+        let r = Arc::new(self.cluster.route(topic).await?);
+        if r.groups.is_empty() {
+            return Err(Error::NotFound(format!("topic '{topic}' has no broker group")));
+        }
+        self.routes.lock().unwrap_or_else(|p| p.into_inner()).insert(topic.to_string(), r.clone());
+        Ok(r)
+    }
+
+    pub async fn send(&self, msg: Message) -> Result<SendReceipt, Error> {
+        let mut r = self.send_batch(vec![msg]).await?;
+        r.pop().ok_or_else(|| Error::Broker { code: v2::Code::InternalError, message: "empty send result".into() })
+    }
+
+    /// Sends messages of one topic as one batch: one Raft entry, stored all or nothing.
+    pub async fn send_batch(&self, msgs: Vec<Message>) -> Result<Vec<SendReceipt>, Error> {
+        let topic =
+            msgs.first().map(|m| m.topic.clone()).ok_or_else(|| Error::InvalidArgument("empty batch".into()))?;
+        if msgs.iter().any(|m| m.topic != topic) {
+            return Err(Error::InvalidArgument("a batch must have one topic".into()));
+        }
+        let ids: Vec<String> = msgs.iter().map(|_| self.new_message_id()).collect();
+        let mut route = self.route(&topic, false).await?;
+        let start = self.next_queue.fetch_add(1, Ordering::Relaxed);
+        let mut last = None;
+        for attempt in 0..=self.retries {
+            // Each attempt moves to the next group (when there are several).
+            let queues: Vec<(usize, i32)> = route
+                .groups
+                .iter()
+                .enumerate()
+                .flat_map(|(gi, g)| {
+                    (0..g.topic.as_ref().map(|t| t.queue_count).unwrap_or(0) as i32).map(move |q| (gi, q))
+                })
+                .collect();
+            if queues.is_empty() {
+                return Err(Error::NotFound(format!("topic '{topic}' has no queues")));
+            }
+            let (gi, queue) = queues[(start + attempt * queues.len() / route.groups.len().max(1)) % queues.len()];
+            let group = &route.groups[gi];
+            let req = build_request(&msgs, &ids, queue);
+            match self.send_to_group(group, req).await {
+                Ok(resp) => return receipts(resp, &group.group, queue, &msgs, ids),
+                Err(e) if e.is_retriable() => {
+                    tracing::debug!(group = %group.group, attempt, "send failed, retrying: {e}");
+                    last = Some(e);
+                    route = self.route(&topic, true).await.unwrap_or(route);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::NotFound("no attempt made".into())))
+    }
+
+    /// Tries the group's replicas, starting with the one that worked last.
+    async fn send_to_group(
+        &self,
+        g: &GroupRoute,
+        req: v2::SendMessageRequest,
+    ) -> Result<v2::SendMessageResponse, Error> {
+        let mut addrs: Vec<&str> = g.nodes.iter().map(|n| n.addr.as_str()).collect();
+        if addrs.is_empty() && !g.leader_addr.is_empty() {
+            addrs.push(&g.leader_addr);
+        }
+        if addrs.is_empty() {
+            return Err(Error::Transport { endpoint: g.group.clone(), message: "no live replica".into() });
+        }
+        let first = {
+            let p = self.preferred.lock().unwrap_or_else(|p| p.into_inner());
+            p.get(&g.group).copied().unwrap_or_else(|| addrs.iter().position(|a| *a == g.leader_addr).unwrap_or(0))
+        };
+        let mut last = None;
+        for i in 0..addrs.len() {
+            let idx = (first + i) % addrs.len();
+            let addr = addrs[idx];
+            let mut client = self.cluster.messaging(addr)?;
+            let mut r = tonic::Request::new(req.clone());
+            r.set_timeout(self.timeout);
+            match client.send_message(r).await {
+                Ok(resp) => {
+                    let resp = resp.into_inner();
+                    match Error::from_status(resp.status.as_ref()) {
+                        // Another replica may reach a leader this one cannot.
+                        Err(e) if e.is_retriable() && i + 1 < addrs.len() => last = Some(e),
+                        Err(e) => return Err(e),
+                        Ok(()) => {
+                            self.preferred.lock().unwrap_or_else(|p| p.into_inner()).insert(g.group.clone(), idx);
+                            return Ok(resp);
+                        }
+                    }
+                }
+                Err(s) => last = Some(Error::transport(addr, s)),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::transport(&g.group, "no replica answered")))
+    }
+}
+
+fn bytes_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+fn build_request(msgs: &[Message], ids: &[String], queue: i32) -> v2::SendMessageRequest {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let born = prost_types::Timestamp { seconds: now.as_secs() as i64, nanos: now.subsec_nanos() as i32 };
+    v2::SendMessageRequest {
+        messages: msgs
+            .iter()
+            .zip(ids)
+            .map(|(m, id)| v2::Message {
+                topic: Some(v2::Resource { name: m.topic.clone(), ..Default::default() }),
+                user_properties: m.properties.clone(),
+                system_properties: Some(v2::SystemProperties {
+                    tag: m.tag.clone(),
+                    keys: m.keys.clone(),
+                    message_id: id.clone(),
+                    body_encoding: v2::Encoding::Identity as i32,
+                    message_type: if m.message_group.is_some() {
+                        v2::MessageType::Fifo
+                    } else {
+                        v2::MessageType::Normal
+                    } as i32,
+                    born_timestamp: Some(born),
+                    queue_id: queue,
+                    message_group: m.message_group.clone(),
+                    ..Default::default()
+                }),
+                body: m.body.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn receipts(
+    resp: v2::SendMessageResponse,
+    group: &str,
+    queue: i32,
+    msgs: &[Message],
+    ids: Vec<String>,
+) -> Result<Vec<SendReceipt>, Error> {
+    if resp.entries.len() != ids.len() {
+        return Err(Error::Broker {
+            code: v2::Code::InternalError,
+            message: format!("{} results for {} messages", resp.entries.len(), ids.len()),
+        });
+    }
+    // SendResultEntry has no queue id: the broker keeps the client's choice for
+    // ordinary messages and places FIFO messages itself (reported as -1).
+    Ok(resp
+        .entries
+        .into_iter()
+        .zip(ids)
+        .zip(msgs)
+        .map(|((e, id), m)| SendReceipt {
+            message_id: id,
+            group: group.to_string(),
+            queue_id: if m.message_group.is_some() { -1 } else { queue },
+            offset: e.offset,
+        })
+        .collect())
+}
