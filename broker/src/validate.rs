@@ -92,13 +92,13 @@ pub fn validate_message(m: &Message, max_body: usize, now_ms: i64) -> Result<(),
             format!("body is {} bytes; the limit is {max_body}", m.body.len()),
         ));
     }
-    if let Some(tag) = &sys.tag {
-        if blank(tag) || tag.contains('|') || has_control(tag) {
-            return Err(ApiError::new(
-                Code::IllegalMessageTag,
-                format!("tag {tag:?} is blank, contains '|' or control characters"),
-            ));
-        }
+    if let Some(tag) = &sys.tag
+        && (blank(tag) || tag.contains('|') || has_control(tag))
+    {
+        return Err(ApiError::new(
+            Code::IllegalMessageTag,
+            format!("tag {tag:?} is blank, contains '|' or control characters"),
+        ));
     }
     for key in &sys.keys {
         if blank(key) || has_control(key) {
@@ -108,15 +108,15 @@ pub fn validate_message(m: &Message, max_body: usize, now_ms: i64) -> Result<(),
             ));
         }
     }
-    if let Some(group) = &sys.message_group {
-        if blank(group) || group.len() >= MAX_MESSAGE_GROUP_BYTES || has_control(group) {
-            return Err(ApiError::new(
-                Code::IllegalMessageGroup,
-                format!(
-                    "message group {group:?} must be non-blank, under {MAX_MESSAGE_GROUP_BYTES} bytes, without control characters"
-                ),
-            ));
-        }
+    if let Some(group) = &sys.message_group
+        && (blank(group) || group.len() >= MAX_MESSAGE_GROUP_BYTES || has_control(group))
+    {
+        return Err(ApiError::new(
+            Code::IllegalMessageGroup,
+            format!(
+                "message group {group:?} must be non-blank, under {MAX_MESSAGE_GROUP_BYTES} bytes, without control characters"
+            ),
+        ));
     }
     if m.user_properties.len() > MAX_USER_PROPERTIES {
         return Err(ApiError::new(

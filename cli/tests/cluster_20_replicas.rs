@@ -28,11 +28,11 @@ async fn wait_applied(cluster: &DevCluster, r: usize, index: u64) {
 }
 
 fn committed(cluster: &DevCluster, r: usize) -> u64 {
-    cluster.nodes[0][r].as_ref().unwrap().committed_index()
+    cluster.nodes[0][r].as_ref().expect("replica is running").committed_index()
 }
 
 fn prefix_crc(cluster: &DevCluster, r: usize, upto: u64) -> (u64, u32) {
-    cluster.nodes[0][r].as_ref().unwrap().shared.log.prefix_crc(upto).expect("prefix crc")
+    cluster.nodes[0][r].as_ref().expect("replica is running").shared.log.prefix_crc(upto).expect("prefix crc")
 }
 
 async fn send_n(producer: &Producer, n: usize) {

@@ -120,10 +120,10 @@ impl Cluster {
         // caller can send at once.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(r) = self.route(topic).await {
-                if targets.iter().all(|g| r.groups.iter().any(|rg| rg.group == g.group)) {
-                    return Ok(());
-                }
+            if let Ok(r) = self.route(topic).await
+                && targets.iter().all(|g| r.groups.iter().any(|rg| rg.group == g.group))
+            {
+                return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(Error::NotFound(format!("topic '{topic}' was created but no nameserver routes it yet")));

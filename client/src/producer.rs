@@ -104,10 +104,8 @@ impl Producer {
     }
 
     async fn route(&self, topic: &str, refresh: bool) -> Result<Arc<TopicRoute>, Error> {
-        if !refresh {
-            if let Some(r) = self.routes.lock().unwrap_or_else(|p| p.into_inner()).get(topic) {
-                return Ok(r.clone());
-            }
+        if !refresh && let Some(r) = self.routes.lock().unwrap_or_else(|p| p.into_inner()).get(topic) {
+            return Ok(r.clone());
         }
         let r = Arc::new(self.cluster.route(topic).await?);
         if r.groups.is_empty() {

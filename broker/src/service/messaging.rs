@@ -240,7 +240,7 @@ impl MessagingService for MessagingServiceImpl {
         }
         let mut queues = Vec::new();
         for g in groups {
-            let accept = g.topic.message_types.iter().copied().collect::<Vec<_>>();
+            let accept = g.topic.message_types.to_vec();
             for id in 0..g.topic.queue_count as i32 {
                 queues.push(v2::MessageQueue {
                     topic: req.topic.clone(),

@@ -117,8 +117,7 @@ pub(crate) fn recover(io: &Arc<dyn IoBackend>, dir: &Path, cfg: &CommitLogConfig
         tracing::warn!(position = scan.end, reason = %why, "commitlog: dropping a torn tail");
         let n = (active.end() - scan.end).min(HEADER_LEN as u64) as usize;
         active
-            .file
-            .write_at(&[0u8; HEADER_LEN][..n], scan.end)
+            .write_at_pos(&[0u8; HEADER_LEN][..n], scan.end)
             .and_then(|()| active.file.sync_data())
             .map_err(|e| StoreError::io("zeroing the torn tail", e))?;
     }
@@ -193,6 +192,12 @@ fn scan(segments: &[Arc<Segment>], start: u64, expected: Option<u64>, lp: Option
                 }
                 Verdict::Pad => pos = seg.end(),
                 Verdict::Entry(h) => {
+                    if s.last.is_some_and(|(i, _)| h.index != i + 1) {
+                        // The purged-past-the-end jump: everything before is purged, and the
+                        // table must stay contiguous.
+                        s.locs.clear();
+                        s.first_index = None;
+                    }
                     s.first_index.get_or_insert(h.index);
                     s.locs.push_back(Loc { pos, term: h.term, len: h.len });
                     s.last = Some((h.index, h.term));

@@ -72,6 +72,11 @@ impl Segment {
         (pos - self.base) as usize
     }
 
+    /// `pwrite` at absolute log position `pos` (which must lie in this segment).
+    pub fn write_at_pos(&self, buf: &[u8], pos: u64) -> std::io::Result<()> {
+        self.file.write_at(buf, pos - self.base)
+    }
+
     /// Whether the segment holds no record at its start (unused preallocated space).
     pub fn starts_empty(&self) -> bool {
         self.data.iter().take(super::record::HEADER_LEN).all(|&b| b == 0)

@@ -69,8 +69,7 @@ impl Inner {
         let n = (active.end() - p).min(HEADER_LEN as u64) as usize;
         if n > 0 {
             active
-                .file
-                .write_at(&[0u8; HEADER_LEN][..n], p)
+                .write_at_pos(&[0u8; HEADER_LEN][..n], p)
                 .map_err(|e| self.poison.fail(&format!("zeroing the header at {p}"), e))?;
         }
         self.allocator.prepare(active.end());

@@ -158,7 +158,7 @@ impl Inner {
             if piece.range.is_empty() {
                 continue;
             }
-            if let Err(e) = active.file.write_at(&w.buf[piece.range.clone()], piece.pos) {
+            if let Err(e) = active.write_at_pos(&w.buf[piece.range.clone()], piece.pos) {
                 let e = self.poison.fail(&format!("pwrite to {}", active.path.display()), e);
                 callback.io_completed(Err(self.poison.io_error()));
                 return Err(e);
