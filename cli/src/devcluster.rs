@@ -115,6 +115,25 @@ impl DevCluster {
         Ok(())
     }
 
+    /// Starts a new, empty replica of group `g` that founds nothing: it waits
+    /// to be added with the admin `AddReplica` call. Returns its address.
+    pub async fn start_joiner(&mut self, g: usize, node_id: u64, port: u16) -> Result<String, String> {
+        let base = self.configs[g][0].clone();
+        let dir = base.data_dir.parent().map(|p| p.join(format!("node-{node_id}"))).unwrap_or_default();
+        let config = BrokerConfig {
+            node_id,
+            listen: ([127, 0, 0, 1], port).into(),
+            data_dir: dir,
+            initial_members: Vec::new(),
+            ..base
+        };
+        let n = BrokerNode::start(config.clone()).await.map_err(|e| e.to_string())?;
+        let addr = n.addr.clone();
+        self.configs[g].push(config);
+        self.nodes[g].push(Some(n));
+        Ok(addr)
+    }
+
     pub async fn shutdown(self) {
         for group in self.nodes {
             futures::future::join_all(group.into_iter().flatten().map(|n| n.shutdown())).await;

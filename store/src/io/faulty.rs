@@ -14,13 +14,15 @@
 //!   cannot touch the files any more; the test then reopens the directory with a fresh backend.
 //! - [`FaultyIo::fail_next_sync`] / [`FaultyIo::fail_all_syncs`] make `sync_data` fail. A failed
 //!   sync keeps its undo records: after fsyncgate the data must be assumed lost.
+//! - [`FaultyIo::pause_syncs`] makes `sync_data` block until [`FaultyIo::resume_syncs`] (or a
+//!   crash), so a test can hold data in the "written, not yet durable" state deterministically.
 //!
 //! Files created by `create_zeroed` are durable at creation (the inner backend syncs them), and
 //! directory operations are passed through: unlinks are not reverted by `crash`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::{fmt, io};
 
 use memmap2::Mmap;
@@ -44,6 +46,8 @@ struct FaultState {
     tear_next_write: AtomicUsize,
     syncs: AtomicUsize,
     files: Mutex<Vec<Arc<FaultyFile>>>,
+    syncs_paused: Mutex<bool>,
+    syncs_resumed: Condvar,
 }
 
 struct FaultyFile {
@@ -84,16 +88,35 @@ impl FaultyIo {
         self.state.tear_next_write.store(n, Ordering::SeqCst);
     }
 
+    /// `sync_data` blocks from now on until [`resume_syncs`](Self::resume_syncs) or a crash.
+    pub fn pause_syncs(&self) {
+        *self.state.syncs_paused.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
+    pub fn resume_syncs(&self) {
+        *self.state.syncs_paused.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        self.state.syncs_resumed.notify_all();
+    }
+
     /// The process dies without losing the page cache (SIGKILL): later operations fail.
     pub fn kill(&self) {
         self.state.dead.store(true, Ordering::SeqCst);
+        self.wake_paused_syncs();
+    }
+
+    fn wake_paused_syncs(&self) {
+        // Taking the lock orders this wake-up after a waiter's check of `dead`.
+        drop(self.state.syncs_paused.lock().unwrap_or_else(PoisonError::into_inner));
+        self.state.syncs_resumed.notify_all();
     }
 
     /// Power loss: every file reverts to its content at its last successful sync, and the
     /// process dies.
     pub fn crash(&self) -> io::Result<()> {
-        let _exclusive = self.state.gate.write().unwrap_or_else(PoisonError::into_inner);
         self.state.dead.store(true, Ordering::SeqCst);
+        // Paused syncs hold no gate while waiting; woken, they see `dead` and fail.
+        self.wake_paused_syncs();
+        let _exclusive = self.state.gate.write().unwrap_or_else(PoisonError::into_inner);
         let files = self.state.files.lock().unwrap_or_else(PoisonError::into_inner).clone();
         for file in files {
             let mut undo = file.undo.lock().unwrap_or_else(PoisonError::into_inner);
@@ -194,6 +217,12 @@ impl SegmentFile for FaultyFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        {
+            let mut paused = self.state.syncs_paused.lock().unwrap_or_else(PoisonError::into_inner);
+            while *paused && !self.state.dead.load(Ordering::SeqCst) {
+                paused = self.state.syncs_resumed.wait(paused).unwrap_or_else(PoisonError::into_inner);
+            }
+        }
         let _shared = self.state.gate.read().unwrap_or_else(PoisonError::into_inner);
         self.check_alive()?;
         let fail_next = self.state.fail_next_sync.swap(false, Ordering::SeqCst);
