@@ -19,7 +19,6 @@ use raftmq_store::commitlog::CommitLog;
 use raftmq_store::io::RealIo;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::BrokerConfig;
 use crate::proposer::Proposer;
@@ -172,7 +171,6 @@ fn spawn_server(
     let messaging = MessagingServiceImpl::new(shared.clone(), proposer.clone(), routes, addr, config.max_body_bytes);
     let max_msg = config.max_body_bytes + 1024 * 1024;
     let router = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(5)))
         .add_service(
             RaftServiceServer::new(RaftGrpcService::new(&group, raft))
@@ -191,7 +189,9 @@ fn spawn_server(
                 .max_encoding_message_size(max_msg),
         );
     tokio::spawn(async move {
-        let incoming = TcpListenerStream::new(listener);
+        // tonic's own `tcp_nodelay` applies only to listeners it binds; without
+        // it on accepted sockets, Nagle + delayed ACK add ~40 ms stalls.
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let shutdown = async move {
             while !*stop.borrow_and_update() {
                 if stop.changed().await.is_err() {

@@ -43,17 +43,17 @@ fn fixture_vote() -> Vote {
 /// Removes segment files after the one holding `last_pos` (the allocator's unused spare).
 fn remove_spares(dir: &Path, last_pos: u64) {
     for name in segment_files(dir) {
-        if name.parse::<u64>().unwrap() > last_pos - last_pos % SEG {
-            std::fs::remove_file(dir.join(name)).unwrap();
+        if name.parse::<u64>().expect("fixture generation") > last_pos - last_pos % SEG {
+            std::fs::remove_file(dir.join(name)).expect("fixture generation");
         }
     }
 }
 
 fn flip_byte(dir: &Path, pos: u64) {
     let path = dir.join(format!("{:020}", pos - pos % SEG));
-    let mut bytes = std::fs::read(&path).unwrap();
+    let mut bytes = std::fs::read(&path).expect("fixture generation");
     bytes[(pos % SEG) as usize] ^= 0x5a;
-    std::fs::write(&path, bytes).unwrap();
+    std::fs::write(&path, bytes).expect("fixture generation");
 }
 
 /// Writes the four fixture directories under `root`.
@@ -68,10 +68,10 @@ async fn generate(root: &Path) {
     let clean = dir("clean");
     let mut log = open(&clean, cfg()).await;
     for chunk in entries.chunks(7) {
-        append(&mut log, chunk.to_vec()).await.unwrap();
+        append(&mut log, chunk.to_vec()).await.expect("fixture generation");
     }
-    log.save_vote(&fixture_vote()).await.unwrap();
-    let pos = |i: u64| log.record_position(i).unwrap();
+    log.save_vote(&fixture_vote()).await.expect("fixture generation");
+    let pos = |i: u64| log.record_position(i).expect("fixture generation");
     let (last_pos, pos5, pos39) = (pos(40), pos(5), pos(39));
     assert_eq!(pos5 / SEG, 0, "entry 5 is in the first segment");
     assert_eq!(pos39 / SEG, last_pos / SEG, "entry 39 is in the last segment");
@@ -101,7 +101,7 @@ async fn generate(root: &Path) {
 
 /// A writable copy of a committed fixture.
 fn fixture_copy(name: &str) -> TempDir {
-    let tmp = TempDir::new().unwrap();
+    let tmp = TempDir::new().expect("fixture generation");
     copy_dir(&fixtures_root().join(name), tmp.path());
     tmp
 }

@@ -6,8 +6,9 @@ use super::record::HEADER_LEN;
 
 /// Smallest segment accepted: one page. Tests use 64 KiB; production uses the default.
 pub const MIN_SEGMENT_BYTES: u64 = 4096;
-/// Largest segment accepted: a record's `len` field is a `u32`.
-pub const MAX_SEGMENT_BYTES: u64 = 1 << 32;
+/// Largest segment accepted (just under 4 GiB): a record's `len` field is a `u32`, and a
+/// record may fill a whole segment.
+pub const MAX_SEGMENT_BYTES: u64 = (1 << 32) - 4096;
 
 /// When an append is acknowledged to openraft (its `IOFlushed` callback).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

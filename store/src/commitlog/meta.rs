@@ -168,12 +168,7 @@ impl MetaStore {
         }
         let store = Self {
             file,
-            inner: Mutex::new(MetaInner {
-                pending_committed: state.committed,
-                state,
-                seq,
-                last_committed_write: None,
-            }),
+            inner: Mutex::new(MetaInner { pending_committed: state.committed, state, seq, last_committed_write: None }),
         };
         if seq == 0 {
             // Record the segment size at once, so a restart with another size is refused

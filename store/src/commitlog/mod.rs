@@ -2,7 +2,7 @@
 //!
 //! One Raft entry is one record, written once with `pwrite` into a preallocated segment and
 //! read back through a read-only `mmap` (the DLedger design: no second write-ahead log). The
-//! byte format is in `docs/commitlog-format.md` and [`record`].
+//! byte format is in `docs/commitlog-format.md` and `record.rs`.
 //!
 //! ```text
 //!  openraft ──append──► writer: encode batch, pwrite per segment ──► table (index → position)
@@ -49,7 +49,7 @@ mod meta;
 mod poison;
 mod purge;
 mod reader;
-pub mod record;
+mod record;
 mod recovery;
 mod segment;
 mod storage_impl;
@@ -113,8 +113,8 @@ impl CommitLog {
         let meta = Arc::new(rec.meta);
         let poison = Arc::new(Poison::default());
         let spawn_err = |e| StoreError::io("starting a commitlog thread", e);
-        let flusher = Flusher::start(cfg.durability, poison.clone(), meta.clone(), rec.table.last_index())
-            .map_err(spawn_err)?;
+        let flusher =
+            Flusher::start(cfg.durability, poison.clone(), meta.clone(), rec.table.last_index()).map_err(spawn_err)?;
         let allocator = Allocator::start(io.clone(), dir.clone(), cfg.segment_bytes).map_err(spawn_err)?;
         allocator.prepare(rec.writer.active.end());
         let inner = Inner {

@@ -14,8 +14,8 @@ use super::Inner;
 use super::error::StoreError;
 use super::meta::Base;
 use super::segment::Segment;
-use std::sync::Arc;
 use raftmq_raft::LogId;
+use std::sync::Arc;
 
 impl Inner {
     pub(crate) fn purge(&self, upto: LogId) -> Result<(), StoreError> {

@@ -54,9 +54,9 @@ impl Inner {
             {
                 break;
             }
-            let seg = t
-                .segment_for(loc.pos)
-                .ok_or_else(|| StoreError::corrupt(&self.dir, format!("no segment for entry {index} at {}", loc.pos)))?;
+            let seg = t.segment_for(loc.pos).ok_or_else(|| {
+                StoreError::corrupt(&self.dir, format!("no segment for entry {index} at {}", loc.pos))
+            })?;
             let entry = record::decode_entry(&seg.data, seg.offset(loc.pos), loc.term, index)
                 .map_err(|why| StoreError::corrupt(&seg.path, why))?;
             out.push(entry);

@@ -54,7 +54,6 @@ impl RecordKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordHeader {
     pub len: u32,
-    pub crc: u32,
     pub kind: RecordKind,
     pub term: u64,
     pub index: u64,
@@ -99,7 +98,7 @@ pub fn parse_header(h: &[u8]) -> HeaderCheck {
     if (len as usize) < HEADER_LEN {
         return HeaderCheck::Invalid(format!("record length {len} is shorter than the header"));
     }
-    HeaderCheck::Valid(RecordHeader { len, crc: le_u32(h, 4), kind, term: le_u64(h, 16), index: le_u64(h, 24) })
+    HeaderCheck::Valid(RecordHeader { len, kind, term: le_u64(h, 16), index: le_u64(h, 24) })
 }
 
 /// Whether the CRC stored in `record` (the whole record, `len` bytes) matches its content.

@@ -75,7 +75,10 @@ pub(crate) fn recover(io: &Arc<dyn IoBackend>, dir: &Path, cfg: &CommitLogConfig
     bases.sort_unstable();
     for (i, &b) in bases.iter().enumerate() {
         if !b.is_multiple_of(seg_bytes) || (i > 0 && b != bases[i - 1] + seg_bytes) {
-            return Err(StoreError::corrupt(dir, format!("segment bases {bases:?} are not contiguous multiples of {seg_bytes}")));
+            return Err(StoreError::corrupt(
+                dir,
+                format!("segment bases {bases:?} are not contiguous multiples of {seg_bytes}"),
+            ));
         }
     }
     let mut segments = Vec::with_capacity(bases.len().max(1));
@@ -178,7 +181,16 @@ fn build(
 }
 
 fn scan(segments: &[Arc<Segment>], start: u64, expected: Option<u64>, lp: Option<LogId>) -> Scan {
-    let mut s = Scan { start, expected, first_index: None, locs: VecDeque::new(), last: None, end: start, end_seg: 0, torn: None };
+    let mut s = Scan {
+        start,
+        expected,
+        first_index: None,
+        locs: VecDeque::new(),
+        last: None,
+        end: start,
+        end_seg: 0,
+        torn: None,
+    };
     let mut pos = start;
     for (i, seg) in segments.iter().enumerate() {
         pos = pos.max(seg.base);

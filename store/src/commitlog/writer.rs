@@ -62,12 +62,23 @@ struct Layout {
 
 impl Writer {
     pub fn new(active: Arc<Segment>, write_pos: u64, dirty_end: u64, next_index: Option<u64>, last_term: u64) -> Self {
-        Self { buf: Vec::new(), pieces: Vec::new(), locs: Vec::new(), write_pos, active, dirty_end, next_index, last_term }
+        Self {
+            buf: Vec::new(),
+            pieces: Vec::new(),
+            locs: Vec::new(),
+            write_pos,
+            active,
+            dirty_end,
+            next_index,
+            last_term,
+        }
     }
 
     /// Phase 1, no I/O: validate and encode every entry, splitting at segment ends.
     fn encode_batch<I>(&mut self, entries: I, segment_bytes: u64) -> Result<Layout, StoreError>
-    where I: IntoIterator<Item = Entry> {
+    where
+        I: IntoIterator<Item = Entry>,
+    {
         self.buf.clear();
         self.pieces.clear();
         self.locs.clear();
@@ -83,7 +94,11 @@ impl Writer {
                 return Err(StoreError::NonConsecutive { got: index, term: t, why: format!("expected index {n}") });
             }
             if t < term {
-                return Err(StoreError::NonConsecutive { got: index, term: t, why: format!("term went back from {term}") });
+                return Err(StoreError::NonConsecutive {
+                    got: index,
+                    term: t,
+                    why: format!("term went back from {term}"),
+                });
             }
             let len = record::record_len(&entry);
             if len > segment_bytes {
@@ -97,15 +112,20 @@ impl Writer {
                 (pos, dirty_end, piece_pos, piece_start) = (base, base, base, self.buf.len());
             }
             record::encode_entry(&mut self.buf, &entry);
-            // `len <= segment_bytes <= 2^32` and a record is never 2^32 bytes (header + body
-            // of at most segment - 32), so it fits the u32 `len` field.
+            // `len <= segment_bytes < 2^32` (config validation), so it fits the u32 field.
             self.locs.push(Loc { pos, term: t, len: len as u32 });
             pos += len;
             (next, term) = (Some(index + 1), t);
             first.get_or_insert(index);
         }
         self.pieces.push(Piece { base, pos: piece_pos, range: piece_start..self.buf.len() });
-        Ok(Layout { end_pos: pos, dirty_end: dirty_end.max(pos), first_index: first, next_index: next, last_term: term })
+        Ok(Layout {
+            end_pos: pos,
+            dirty_end: dirty_end.max(pos),
+            first_index: first,
+            next_index: next,
+            last_term: term,
+        })
     }
 }
 
@@ -115,7 +135,7 @@ fn fill_segment_tail(buf: &mut Vec<u8>, pos: u64, end: u64, dirty_end: u64) {
     let remaining = end - pos;
     let stale_to = dirty_end.min(end);
     if remaining >= HEADER_LEN as u64 {
-        // remaining < segment_bytes <= 2^32.
+        // remaining < segment_bytes < 2^32.
         buf.extend_from_slice(&record::pad_header(remaining as u32));
         let body_from = pos + HEADER_LEN as u64;
         if stale_to > body_from {
@@ -128,7 +148,9 @@ fn fill_segment_tail(buf: &mut Vec<u8>, pos: u64, end: u64, dirty_end: u64) {
 
 impl Inner {
     pub(crate) fn append<I>(&self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), StoreError>
-    where I: IntoIterator<Item = Entry> {
+    where
+        I: IntoIterator<Item = Entry>,
+    {
         let mut guard = self.lock_writer();
         let w = &mut *guard;
         let prepared = self.poison.check().and_then(|()| w.encode_batch(entries, self.cfg.segment_bytes));

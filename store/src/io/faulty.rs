@@ -251,3 +251,58 @@ impl SegmentFile for FaultyFile {
         self.inner.map_readonly()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(path: &Path) -> Vec<u8> {
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn crash_reverts_to_the_last_sync_and_mappings_see_it() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("f");
+        let io = FaultyIo::new();
+        let f = io.create_zeroed(&path, 16).unwrap();
+        let map = f.map_readonly().unwrap();
+        f.write_at(b"aaaa", 0).unwrap();
+        f.sync_data().unwrap();
+        f.write_at(b"bb", 2).unwrap();
+        f.write_at(b"cc", 8).unwrap();
+        assert_eq!(&map[..10], b"aabb\0\0\0\0cc");
+        io.crash().unwrap();
+        assert_eq!(&read(&path)[..10], b"aaaa\0\0\0\0\0\0");
+        assert_eq!(&map[..10], b"aaaa\0\0\0\0\0\0");
+        assert!(f.write_at(b"x", 0).is_err(), "dead after the crash");
+    }
+
+    #[test]
+    fn torn_write_keeps_a_prefix_and_kills() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("f");
+        let io = FaultyIo::new();
+        let f = io.create_zeroed(&path, 8).unwrap();
+        io.tear_next_write(3);
+        assert!(f.write_at(b"abcdef", 0).is_err());
+        assert!(io.is_dead());
+        io.crash().unwrap();
+        assert_eq!(read(&path), b"abc\0\0\0\0\0");
+    }
+
+    #[test]
+    fn failed_sync_keeps_data_revertible() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("f");
+        let io = FaultyIo::new();
+        let f = io.create_zeroed(&path, 4).unwrap();
+        f.write_at(b"zz", 0).unwrap();
+        io.fail_next_sync();
+        assert!(f.sync_data().is_err());
+        f.sync_data().unwrap();
+        assert_eq!(io.sync_count(), 1);
+        io.fail_all_syncs();
+        assert!(f.sync_data().is_err());
+    }
+}

@@ -46,8 +46,9 @@ pub fn blank(term: u64, index: u64) -> Entry {
 
 pub fn membership(term: u64, index: u64, voters: &[u64]) -> Entry {
     let nodes = voters.iter().map(|&id| (id, BasicNode { addr: format!("127.0.0.1:{}", 9000 + id) }));
-    let m = Membership::new(vec![voters.iter().copied().collect()], nodes.collect::<std::collections::BTreeMap<_, _>>())
-        .expect("valid membership");
+    let m =
+        Membership::new(vec![voters.iter().copied().collect()], nodes.collect::<std::collections::BTreeMap<_, _>>())
+            .expect("valid membership");
     Entry::new_membership(log_id(term, index), m)
 }
 
