@@ -5,9 +5,12 @@
 //! its CommitLog position is `record position + RECORD_HEADER_LEN + offset`, and
 //! a consumer reads it back with a single slice of the mapped segment.
 //!
+//! One entry may carry several producer batches (the proposer coalesces
+//! concurrent sends); each producer batch is stored all or nothing.
+//!
 //! ```text
-//! MessageBatch: kind=1 u8 | count u32 | count × ( len u32 | StoredMessage protobuf )
-//! Meta:         kind=2 u8 | MetaCommand protobuf
+//! Messages: kind=1 u8 | batches u32 | batches × ( count u32 | count × ( len u32 | StoredMessage protobuf ) )
+//! Meta:     kind=2 u8 | MetaCommand protobuf
 //! ```
 //! All integers are little-endian.
 
@@ -18,14 +21,16 @@ use raftmq_raft::Cmd;
 
 pub const KIND_BATCH: u8 = 1;
 pub const KIND_META: u8 = 2;
-const BATCH_HEADER: usize = 5;
 const FRAME_HEADER: usize = 4;
+
+/// One producer batch: messages with the byte range of each one's
+/// `StoredMessage` inside the entry.
+pub type DecodedBatch = Vec<(StoredMessage, std::ops::Range<usize>)>;
 
 /// A command decoded from a Raft entry.
 #[derive(Debug)]
 pub enum Command {
-    /// Messages with the byte range of each one's `StoredMessage` inside the entry.
-    Batch(Vec<(StoredMessage, std::ops::Range<usize>)>),
+    Batches(Vec<DecodedBatch>),
     Meta(MetaCommand),
 }
 
@@ -41,15 +46,25 @@ pub enum CmdDecodeError {
     Protobuf(#[from] prost::DecodeError),
 }
 
+/// One producer batch in one entry.
 pub fn encode_batch(messages: &[StoredMessage]) -> Cmd {
-    let size: usize = messages.iter().map(|m| FRAME_HEADER + m.encoded_len()).sum();
-    let mut buf = BytesMut::with_capacity(BATCH_HEADER + size);
+    encode_batches(&[messages])
+}
+
+/// Several producer batches in one entry.
+pub fn encode_batches(batches: &[&[StoredMessage]]) -> Cmd {
+    let size: usize = batches.iter().flat_map(|b| b.iter()).map(|m| FRAME_HEADER + m.encoded_len()).sum::<usize>()
+        + 4 * batches.len();
+    let mut buf = BytesMut::with_capacity(5 + size);
     buf.put_u8(KIND_BATCH);
-    buf.put_u32_le(messages.len() as u32);
-    for m in messages {
-        buf.put_u32_le(m.encoded_len() as u32);
-        // Encoding into a BytesMut with enough capacity cannot fail.
-        let _ = m.encode(&mut buf);
+    buf.put_u32_le(batches.len() as u32);
+    for b in batches {
+        buf.put_u32_le(b.len() as u32);
+        for m in *b {
+            buf.put_u32_le(m.encoded_len() as u32);
+            // Encoding into a BytesMut with enough capacity cannot fail.
+            let _ = m.encode(&mut buf);
+        }
     }
     Cmd(buf.freeze())
 }
@@ -64,7 +79,7 @@ pub fn encode_meta(cmd: &MetaCommand) -> Cmd {
 pub fn decode(cmd: &Bytes) -> Result<Command, CmdDecodeError> {
     let kind = *cmd.first().ok_or(CmdDecodeError::Empty)?;
     match kind {
-        KIND_BATCH => decode_batch(cmd).map(Command::Batch),
+        KIND_BATCH => decode_batches(cmd).map(Command::Batches),
         KIND_META => Ok(Command::Meta(MetaCommand::decode(cmd.slice(1..))?)),
         k => Err(CmdDecodeError::UnknownKind(k)),
     }
@@ -75,18 +90,24 @@ fn read_u32(b: &[u8], at: usize) -> Result<u32, CmdDecodeError> {
     Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-fn decode_batch(cmd: &Bytes) -> Result<Vec<(StoredMessage, std::ops::Range<usize>)>, CmdDecodeError> {
-    let count = read_u32(cmd, 1)? as usize;
-    let mut out = Vec::with_capacity(count.min(4096));
-    let mut at = BATCH_HEADER;
-    for _ in 0..count {
-        let len = read_u32(cmd, at)? as usize;
-        let start = at + FRAME_HEADER;
-        let end = start.checked_add(len).filter(|e| *e <= cmd.len()).ok_or(CmdDecodeError::Truncated)?;
-        // Decoding from a `Bytes` slice keeps the body zero-copy.
-        let msg = StoredMessage::decode(cmd.slice(start..end))?;
-        out.push((msg, start..end));
-        at = end;
+fn decode_batches(cmd: &Bytes) -> Result<Vec<DecodedBatch>, CmdDecodeError> {
+    let batches = read_u32(cmd, 1)? as usize;
+    let mut out = Vec::with_capacity(batches.min(4096));
+    let mut at = 5;
+    for _ in 0..batches {
+        let count = read_u32(cmd, at)? as usize;
+        at += 4;
+        let mut batch = Vec::with_capacity(count.min(4096));
+        for _ in 0..count {
+            let len = read_u32(cmd, at)? as usize;
+            let start = at + FRAME_HEADER;
+            let end = start.checked_add(len).filter(|e| *e <= cmd.len()).ok_or(CmdDecodeError::Truncated)?;
+            // Decoding from a `Bytes` slice keeps the body zero-copy.
+            let msg = StoredMessage::decode(cmd.slice(start..end))?;
+            batch.push((msg, start..end));
+            at = end;
+        }
+        out.push(batch);
     }
     Ok(out)
 }
@@ -105,10 +126,10 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        let cmd = encode_batch(&msgs);
-        let Command::Batch(decoded) = decode(&cmd.0).unwrap() else { panic!("not a batch") };
-        assert_eq!(decoded.len(), 3);
-        for ((m, range), orig) in decoded.iter().zip(&msgs) {
+        let cmd = encode_batches(&[&msgs[..2], &msgs[2..]]);
+        let Command::Batches(decoded) = decode(&cmd.0).unwrap() else { panic!("not a batch") };
+        assert_eq!(decoded.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1]);
+        for ((m, range), orig) in decoded.iter().flatten().zip(&msgs) {
             assert_eq!(m, orig);
             assert_eq!(&StoredMessage::decode(&cmd.0[range.clone()]).unwrap(), orig);
         }

@@ -39,6 +39,9 @@ pub struct BrokerConfig {
     pub max_body_bytes: usize,
     /// State-machine checkpoint period, in ms. Default 5000.
     pub checkpoint_interval_ms: u64,
+    /// Send proposals under way at once per replica; sends arriving meanwhile
+    /// share the next Raft entry. Default 4.
+    pub max_inflight_proposals: usize,
     /// Raft timing.
     pub raft: RaftSection,
     /// The group's founding members. A node whose log is empty and whose id is
@@ -96,6 +99,7 @@ impl Default for BrokerConfig {
             segment_bytes: 128 * 1024 * 1024,
             max_body_bytes: 4 * 1024 * 1024,
             checkpoint_interval_ms: 5000,
+            max_inflight_proposals: 4,
             raft: RaftSection::default(),
             initial_members: Vec::new(),
         }
@@ -157,6 +161,9 @@ impl BrokerConfig {
         }
         if self.namesrv_heartbeat_ms == 0 || self.checkpoint_interval_ms == 0 || self.async_flush_interval_ms == 0 {
             return bad("namesrv_heartbeat_ms, checkpoint_interval_ms and async_flush_interval_ms must be > 0".into());
+        }
+        if self.max_inflight_proposals == 0 {
+            return bad("max_inflight_proposals must be > 0".into());
         }
         if self.max_body_bytes == 0 || (self.max_body_bytes as u64) * 2 > self.segment_bytes {
             return bad(format!(

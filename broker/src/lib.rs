@@ -13,12 +13,15 @@
 //! - [`node`]: starting and stopping one replica.
 //! - [`cmd`]: how commands are encoded in Raft entries.
 //! - [`sm`]: the replicated state machine, checkpoints, index feeding.
-//! - [`proposer`]: proposing through the leader from any replica.
+//! - [`proposer`]: proposing through the leader from any replica; [`batcher`]: coalescing sends.
 //! - [`reader`]: reading a queue by offset.
 //! - [`routes`] and [`registration`]: nameserver queries and heartbeats.
+//! - [`clients`]: connected clients and their Telemetry settings (per node, soft state).
 //! - [`service`]: the gRPC services (v2 messaging, forward, admin).
 //! - [`validate`], [`topic`], [`error`]: input rules and the Code they map to.
 
+pub mod batcher;
+pub mod clients;
 pub mod cmd;
 pub mod config;
 pub mod error;

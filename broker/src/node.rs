@@ -20,6 +20,7 @@ use raftmq_store::io::RealIo;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::batcher::SendBatcher;
 use crate::config::BrokerConfig;
 use crate::proposer::Proposer;
 use crate::registration::Registration;
@@ -112,6 +113,10 @@ impl BrokerNode {
         self.raft.metrics().borrow_watched().current_leader == Some(self.node_id)
     }
 
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow_watched().current_term
+    }
+
     /// The highest log index this replica knows to be committed.
     pub fn committed_index(&self) -> u64 {
         self.raft.metrics().borrow_watched().local_committed.map(|l| l.index).unwrap_or(0)
@@ -168,7 +173,9 @@ fn spawn_server(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let group = config.group.clone();
-    let messaging = MessagingServiceImpl::new(shared.clone(), proposer.clone(), routes, addr, config.max_body_bytes);
+    let batcher = SendBatcher::start(proposer.clone(), config.max_inflight_proposals);
+    let messaging =
+        MessagingServiceImpl::new(shared.clone(), proposer.clone(), batcher, routes, addr, config.max_body_bytes);
     let max_msg = config.max_body_bytes + 1024 * 1024;
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(5)))

@@ -49,6 +49,8 @@ struct Row {
     errors: u64,
     secs: f64,
     cpu_us_per_msg: f64,
+    /// Messages per Raft entry (sends coalesce under load).
+    per_entry: f64,
     hist: hdrhistogram::Histogram<u64>,
 }
 
@@ -92,13 +94,25 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
                     .map_err(|e| e.to_string())?,
             );
             let cpu0 = cpu_seconds();
+            let log0 = leader_log_index(&cluster);
             let t = Instant::now();
             let (hist, errors) = publish(&producer, &body, c, a.count, Duration::from_secs(a.secs), Some(&bar)).await;
             let secs = t.elapsed().as_secs_f64();
             bar.finish_and_clear();
             let sent = hist.len();
             let cpu = (cpu_seconds() - cpu0) * 1e6 / sent.max(1) as f64;
-            rows.push(Row { mode: mode.clone(), concurrency: c, sent, errors, secs, cpu_us_per_msg: cpu, hist });
+            let entries = leader_log_index(&cluster).saturating_sub(log0).max(1);
+            let per_entry = (sent + errors) as f64 / entries as f64;
+            rows.push(Row {
+                mode: mode.clone(),
+                concurrency: c,
+                sent,
+                errors,
+                secs,
+                cpu_us_per_msg: cpu,
+                per_entry,
+                hist,
+            });
         }
         for i in 0..a.failovers {
             let ms = failover(&mut cluster, &producer, &body).await?;
@@ -109,6 +123,10 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
     }
     print_table(&rows, &failovers);
     Ok(())
+}
+
+fn leader_log_index(cluster: &DevCluster) -> u64 {
+    cluster.leader_of(0).and_then(|r| cluster.nodes[0][r].as_ref()).map(|n| n.last_log_index()).unwrap_or(0)
 }
 
 /// `c` workers, one send in flight each, until `count` sends or `max` time.
@@ -167,19 +185,19 @@ async fn failover(cluster: &mut DevCluster, producer: &Arc<Producer>, body: &byt
     let leader = cluster.wait_for_leaders(Duration::from_secs(10)).await?[0];
     // The cluster is healthy: a send succeeds.
     producer.send(Message::new("bench", body.clone())).await.map_err(|e| e.to_string())?;
+    cluster.kill(0, leader).await;
+    // Only sends that start after the leader is gone count.
     let killed_at = Instant::now();
     let p = producer.clone();
     let b = body.clone();
     let sender = tokio::spawn(async move {
         loop {
-            let t = Instant::now();
-            if p.send(Message::new("bench", b.clone())).await.is_ok() && t >= killed_at {
+            if p.send(Message::new("bench", b.clone())).await.is_ok() {
                 return Instant::now();
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
-    cluster.kill(0, leader).await;
     let ok_at = tokio::time::timeout(Duration::from_secs(30), sender)
         .await
         .map_err(|_| "no successful send within 30 s of the leader kill".to_string())?
@@ -194,13 +212,23 @@ fn print_table(rows: &[Row], failovers: &[(String, f64)]) {
     println!();
     println!("raftmq publish: 3-replica group on loopback, 1 message per send, ack after Raft commit + apply");
     println!(
-        "| {:<5} | {:>3} | {:>8} | {:>6} | {:>9} | {:>7} | {:>7} | {:>8} | {:>8} | {:>14} |",
-        "mode", "c", "sent", "errors", "msgs/s", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "CPU µs/msg (all)"
+        "| {:<5} | {:>3} | {:>8} | {:>6} | {:>9} | {:>7} | {:>7} | {:>8} | {:>8} | {:>9} | {:>16} |",
+        "mode",
+        "c",
+        "sent",
+        "errors",
+        "msgs/s",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "max µs",
+        "msg/entry",
+        "CPU µs/msg (all)"
     );
-    println!("|{}|", "-".repeat(112));
+    println!("|{}|", "-".repeat(124));
     for r in rows {
         println!(
-            "| {:<5} | {:>3} | {:>8} | {:>6} | {:>9.0} | {:>7} | {:>7} | {:>8} | {:>8} | {:>16.1} |",
+            "| {:<5} | {:>3} | {:>8} | {:>6} | {:>9.0} | {:>7} | {:>7} | {:>8} | {:>8} | {:>9.1} | {:>16.1} |",
             r.mode,
             r.concurrency,
             r.sent,
@@ -210,6 +238,7 @@ fn print_table(rows: &[Row], failovers: &[(String, f64)]) {
             r.hist.value_at_quantile(0.99),
             r.hist.value_at_quantile(0.999),
             r.hist.max(),
+            r.per_entry,
             r.cpu_us_per_msg
         );
     }

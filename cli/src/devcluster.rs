@@ -79,6 +79,22 @@ impl DevCluster {
         Ok(Self { namesrv, namesrv_addr, nodes, configs })
     }
 
+    /// One 3-replica group in `dir` (sync durability) with a leader elected:
+    /// the fixture the cluster tests start from.
+    pub async fn three_replicas(dir: &Path, base_port: u16) -> Result<Self, String> {
+        let spec = DevClusterSpec {
+            groups: 1,
+            replicas: 3,
+            data_dir: dir.to_path_buf(),
+            namesrv_port: base_port + 9,
+            base_port,
+            durability: DurabilityMode::Sync,
+        };
+        let c = Self::start(&spec).await?;
+        c.wait_for_leaders(Duration::from_secs(10)).await?;
+        Ok(c)
+    }
+
     /// Waits until every group has a leader; returns the leaders' (group, replica index).
     pub async fn wait_for_leaders(&self, timeout: Duration) -> Result<Vec<usize>, String> {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -99,8 +115,15 @@ impl DevCluster {
         Ok(out)
     }
 
+    /// The replica that leads group `g`: of those that believe they lead (a
+    /// restarted old leader may, briefly), the one with the highest term.
     pub fn leader_of(&self, g: usize) -> Option<usize> {
-        self.nodes[g].iter().position(|n| n.as_ref().is_some_and(|n| n.is_leader()))
+        self.nodes[g]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.as_ref().filter(|n| n.is_leader()).map(|n| (n.term(), i)))
+            .max()
+            .map(|(_, i)| i)
     }
 
     pub async fn kill(&mut self, g: usize, r: usize) {

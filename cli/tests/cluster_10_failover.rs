@@ -7,24 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use raftmq_broker::config::DurabilityMode;
-use raftmq_cli::devcluster::{DevCluster, DevClusterSpec};
+use raftmq_cli::devcluster::DevCluster;
 use raftmq_client::producer::Message;
 use raftmq_client::{Cluster, Producer, QueueReader};
-
-pub async fn start(dir: &std::path::Path, base_port: u16) -> DevCluster {
-    let spec = DevClusterSpec {
-        groups: 1,
-        replicas: 3,
-        data_dir: dir.to_path_buf(),
-        namesrv_port: base_port + 9,
-        base_port,
-        durability: DurabilityMode::Sync,
-    };
-    let c = DevCluster::start(&spec).await.expect("cluster starts");
-    c.wait_for_leaders(Duration::from_secs(10)).await.expect("a leader is elected");
-    c
-}
 
 /// Reads a whole queue from offset 0 to its end.
 async fn read_all(reader: &QueueReader, topic: &str, queue: i32) -> Vec<(i64, String)> {
@@ -43,7 +28,7 @@ async fn read_all(reader: &QueueReader, topic: &str, queue: i32) -> Vec<(i64, St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_messages_survive_a_leader_kill() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = start(dir.path(), 21_081).await;
+    let mut cluster = DevCluster::three_replicas(dir.path(), 21_081).await.unwrap();
     let client = Cluster::new(&[cluster.namesrv_addr.clone()]).unwrap();
     client.create_topic("orders", 4, &[]).await.unwrap();
     let producer = Arc::new(Producer::new(client.clone()).with_timeout(Duration::from_secs(2)));

@@ -2,24 +2,9 @@
 
 use std::time::Duration;
 
-use raftmq_broker::config::DurabilityMode;
-use raftmq_cli::devcluster::{DevCluster, DevClusterSpec};
+use raftmq_cli::devcluster::DevCluster;
 use raftmq_client::producer::Message;
 use raftmq_client::{Cluster, Producer};
-
-async fn start(dir: &std::path::Path, base_port: u16) -> DevCluster {
-    let spec = DevClusterSpec {
-        groups: 1,
-        replicas: 3,
-        data_dir: dir.to_path_buf(),
-        namesrv_port: base_port + 9,
-        base_port,
-        durability: DurabilityMode::Sync,
-    };
-    let c = DevCluster::start(&spec).await.expect("cluster starts");
-    c.wait_for_leaders(Duration::from_secs(10)).await.expect("a leader is elected");
-    c
-}
 
 /// Waits until replica `r` has applied `index`.
 async fn wait_applied(cluster: &DevCluster, r: usize, index: u64) {
@@ -44,7 +29,7 @@ async fn send_n(producer: &Producer, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_replica_catches_up_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = start(dir.path(), 21_181).await;
+    let mut cluster = DevCluster::three_replicas(dir.path(), 21_181).await.unwrap();
     let client = Cluster::new(&[cluster.namesrv_addr.clone()]).unwrap();
     client.create_topic("t", 2, &[]).await.unwrap();
     let producer = Producer::new(client);
@@ -66,7 +51,7 @@ async fn restarted_replica_catches_up_byte_identical() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolated_leaders_uncommitted_tail_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = start(dir.path(), 21_281).await;
+    let mut cluster = DevCluster::three_replicas(dir.path(), 21_281).await.unwrap();
     let client = Cluster::new(&[cluster.namesrv_addr.clone()]).unwrap();
     client.create_topic("t", 1, &[]).await.unwrap();
     let producer = Producer::new(client.clone()).with_retries(0).with_timeout(Duration::from_millis(500));

@@ -115,6 +115,24 @@ impl PeerClient {
     }
 }
 
+impl PeerClient {
+    async fn vote_rpc(
+        &self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+        pre: bool,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let mut client = self.client()?;
+        let req = conv::vote_req_to_pb(&self.group, &rpc);
+        let resp = if pre {
+            self.unary(RPCTypes::Vote, &option, client.pre_vote(req)).await?
+        } else {
+            self.unary(RPCTypes::Vote, &option, client.vote(req)).await?
+        };
+        conv::vote_resp_from_pb(&resp).map_err(decode_error)
+    }
+}
+
 /// Connection failures mean "unreachable" (openraft backs off); anything else
 /// the peer answered is a network error.
 fn status_to_rpc_error(addr: &str, status: tonic::Status) -> RPCError<TypeConfig> {
@@ -205,10 +223,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let mut client = self.client()?;
-        let req = conv::vote_req_to_pb(&self.group, &rpc);
-        let resp = self.unary(RPCTypes::Vote, &option, client.vote(req)).await?;
-        conv::vote_resp_from_pb(&resp).map_err(decode_error)
+        self.vote_rpc(rpc, option, false).await
     }
 
     async fn pre_vote(
@@ -216,10 +231,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let mut client = self.client()?;
-        let req = conv::vote_req_to_pb(&self.group, &rpc);
-        let resp = self.unary(RPCTypes::Vote, &option, client.pre_vote(req)).await?;
-        conv::vote_resp_from_pb(&resp).map_err(decode_error)
+        self.vote_rpc(rpc, option, true).await
     }
 
     async fn full_snapshot(

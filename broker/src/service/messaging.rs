@@ -17,7 +17,9 @@ use raftmq_proto::rocketmq::v2::{Code, Status as V2Status};
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{convert, deadline_of};
+use super::{convert, deadline_of, telemetry};
+use crate::batcher::SendBatcher;
+use crate::clients::{ClientRegistry, ServerPolicy};
 use crate::cmd;
 use crate::error::{ApiError, ok_status};
 use crate::proposer::Proposer;
@@ -32,6 +34,9 @@ pub struct MessagingServiceImpl {
     pub(crate) routes: Routes,
     pub(crate) self_addr: String,
     pub(crate) max_body_bytes: usize,
+    batcher: SendBatcher,
+    clients: ClientRegistry,
+    policy: ServerPolicy,
     round_robin: AtomicU32,
 }
 
@@ -39,6 +44,7 @@ impl MessagingServiceImpl {
     pub fn new(
         shared: Arc<Shared>,
         proposer: Proposer,
+        batcher: SendBatcher,
         routes: Routes,
         self_addr: &str,
         max_body_bytes: usize,
@@ -49,6 +55,9 @@ impl MessagingServiceImpl {
             routes,
             self_addr: self_addr.to_string(),
             max_body_bytes,
+            batcher,
+            clients: ClientRegistry::default(),
+            policy: ServerPolicy { max_body_bytes, ..ServerPolicy::default() },
             round_robin: AtomicU32::new(0),
         }
     }
@@ -80,25 +89,18 @@ impl MessagingServiceImpl {
             ids.push(m.system_properties.as_ref().map(|s| s.message_id.clone()).unwrap_or_default());
             stored.push(convert::to_stored(m, queue, now));
         }
-        let reply = self.proposer.propose(cmd::encode_batch(&stored), deadline).await?;
-        match reply.result {
-            Some(command_reply::Result::Send(r)) => {
-                let entries = r
-                    .entries
-                    .iter()
-                    .zip(ids)
-                    .map(|(e, id)| v2::SendResultEntry {
-                        status: Some(ok_status()),
-                        message_id: id,
-                        offset: e.queue_offset,
-                        ..Default::default()
-                    })
-                    .collect();
-                Ok(v2::SendMessageResponse { status: Some(ok_status()), entries })
-            }
-            Some(command_reply::Result::Error(e)) => Err(ApiError::from_reply(&e)),
-            _ => Err(ApiError::internal("unexpected reply to a message batch")),
-        }
+        let results = self.batcher.send(stored, deadline).await?;
+        let entries = results
+            .iter()
+            .zip(ids)
+            .map(|(e, id)| v2::SendResultEntry {
+                status: Some(ok_status()),
+                message_id: id,
+                offset: e.queue_offset,
+                ..Default::default()
+            })
+            .collect();
+        Ok(v2::SendMessageResponse { status: Some(ok_status()), entries })
     }
 
     /// FIFO messages are placed by the server from their message group, so
@@ -219,7 +221,6 @@ pub(crate) fn address_of(endpoint: &str) -> v2::Endpoints {
 
 type PullStream = Pin<Box<dyn Stream<Item = Result<v2::PullMessageResponse, Status>> + Send>>;
 type ReceiveStream = Pin<Box<dyn Stream<Item = Result<v2::ReceiveMessageResponse, Status>> + Send>>;
-type TelemetryStream = Pin<Box<dyn Stream<Item = Result<v2::TelemetryCommand, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl MessagingService for MessagingServiceImpl {
@@ -254,23 +255,31 @@ impl MessagingService for MessagingServiceImpl {
         Ok(Response::new(v2::QueryRouteResponse { status: Some(ok_status()), message_queues: queues }))
     }
 
-    async fn heartbeat(&self, _r: Request<v2::HeartbeatRequest>) -> Result<Response<v2::HeartbeatResponse>, Status> {
+    async fn heartbeat(&self, r: Request<v2::HeartbeatRequest>) -> Result<Response<v2::HeartbeatResponse>, Status> {
+        // Answered OK even before the client's settings arrive (the Java proxy
+        // refuses then, which only makes clients log errors).
+        if let Some(id) = telemetry::client_id(&r) {
+            self.clients.touch(&id);
+        }
         Ok(Response::new(v2::HeartbeatResponse { status: Some(ok_status()) }))
     }
 
-    type TelemetryStream = TelemetryStream;
+    type TelemetryStream = telemetry::TelemetryStream;
 
     async fn telemetry(
         &self,
-        _r: Request<Streaming<v2::TelemetryCommand>>,
+        r: Request<Streaming<v2::TelemetryCommand>>,
     ) -> Result<Response<Self::TelemetryStream>, Status> {
-        Err(unimplemented("Telemetry"))
+        Ok(Response::new(telemetry::open(r, self.clients.clone(), self.policy.clone())?))
     }
 
     async fn notify_client_termination(
         &self,
-        _r: Request<v2::NotifyClientTerminationRequest>,
+        r: Request<v2::NotifyClientTerminationRequest>,
     ) -> Result<Response<v2::NotifyClientTerminationResponse>, Status> {
+        if let Some(id) = telemetry::client_id(&r) {
+            self.clients.remove(&id);
+        }
         Ok(Response::new(v2::NotifyClientTerminationResponse { status: Some(ok_status()) }))
     }
 

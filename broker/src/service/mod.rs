@@ -3,12 +3,14 @@
 //! - [`messaging`]: `apache.rocketmq.v2.MessagingService` (clients).
 //! - [`convert`]: v2 wire messages ↔ stored messages.
 //! - [`forward`]: follower → leader proposals.
+//! - [`telemetry`]: the settings exchange and server-to-client command stream.
 //! - [`admin`]: topics, group status, membership, leader transfer.
 
 pub mod admin;
 pub mod convert;
 pub mod forward;
 pub mod messaging;
+pub mod telemetry;
 
 use std::time::Duration;
 

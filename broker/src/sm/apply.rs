@@ -5,8 +5,7 @@
 use std::io;
 
 use raftmq_proto::broker::{
-    CommandReply, Error as PbError, MetaCommand, SendEntryResult, SendResult, StoredMessage, TopicConfig,
-    command_reply, meta_command,
+    CommandReply, Error as PbError, MetaCommand, SendEntryResult, SendResult, TopicConfig, command_reply, meta_command,
 };
 use raftmq_proto::rocketmq::v2::{Code, Permission};
 use raftmq_store::commitlog::CommitLog;
@@ -15,7 +14,7 @@ use raftmq_store::index::IndexEntry;
 
 use super::Shared;
 use super::state::Meta;
-use crate::cmd::{self, Command};
+use crate::cmd::{self, Command, DecodedBatch};
 use crate::topic::validate_topic_config;
 
 /// The largest queue count a topic may have on one group.
@@ -43,45 +42,66 @@ pub(super) fn apply_normal(
         Err(e) => return Ok(error_reply(Code::InternalError, format!("undecodable command: {e}"))),
     };
     match command {
-        Command::Batch(msgs) => apply_batch(shared, meta, index, msgs, index_out),
+        Command::Batches(batches) => apply_batches(shared, meta, index, batches, index_out),
         Command::Meta(m) => Ok(apply_meta(shared, meta, m)),
     }
 }
 
-fn apply_batch(
-    shared: &Shared,
-    meta: &Meta,
-    index: u64,
-    msgs: Vec<(StoredMessage, std::ops::Range<usize>)>,
-    index_out: &mut Vec<IndexEntry>,
-) -> io::Result<command_reply::Result> {
-    // Validate the whole batch first: a batch is stored all or nothing.
-    for (m, _) in &msgs {
+/// Why a producer batch cannot be stored against the applied state, if it cannot.
+fn refuse(meta: &Meta, msgs: &DecodedBatch) -> Option<PbError> {
+    for (m, _) in msgs {
+        let err = |code: Code, message: String| Some(PbError { code: code as i32, message });
         let Some(topic) = meta.topics.get(&m.topic) else {
-            return Ok(error_reply(
-                Code::TopicNotFound,
-                format!("topic '{}' does not exist on this broker group", m.topic),
-            ));
+            return err(Code::TopicNotFound, format!("topic '{}' does not exist on this broker group", m.topic));
         };
         if m.queue_id < 0 || m.queue_id as u32 >= topic.queue_count {
-            return Ok(error_reply(
+            return err(
                 Code::BadRequest,
                 format!(
                     "queue {} does not exist; topic '{}' has {} queues here",
                     m.queue_id, m.topic, topic.queue_count
                 ),
-            ));
+            );
         }
         if !writable(topic.permission) {
-            return Ok(error_reply(Code::Forbidden, format!("topic '{}' is not writable", m.topic)));
+            return err(Code::Forbidden, format!("topic '{}' is not writable", m.topic));
         }
     }
+    None
+}
+
+/// Stores each producer batch all or nothing; the reply has one entry per
+/// message, in order, with `error` set on the messages of a refused batch.
+fn apply_batches(
+    shared: &Shared,
+    meta: &Meta,
+    index: u64,
+    batches: Vec<DecodedBatch>,
+    index_out: &mut Vec<IndexEntry>,
+) -> io::Result<command_reply::Result> {
     let record = shared
         .log
         .record_position(index)
         .ok_or_else(|| io::Error::other(format!("applied entry {index} has no CommitLog record")))?;
     let base = record + CommitLog::RECORD_HEADER_LEN as u64;
-    let mut entries = Vec::with_capacity(msgs.len());
+    let mut entries = Vec::with_capacity(batches.iter().map(Vec::len).sum());
+    for msgs in batches {
+        if let Some(e) = refuse(meta, &msgs) {
+            entries.extend(msgs.iter().map(|_| SendEntryResult { error: Some(e.clone()), ..Default::default() }));
+            continue;
+        }
+        store_batch(shared, base, msgs, &mut entries, index_out)?;
+    }
+    Ok(command_reply::Result::Send(SendResult { entries }))
+}
+
+fn store_batch(
+    shared: &Shared,
+    base: u64,
+    msgs: DecodedBatch,
+    entries: &mut Vec<SendEntryResult>,
+    index_out: &mut Vec<IndexEntry>,
+) -> io::Result<()> {
     for (m, range) in msgs {
         let position = base + range.start as u64;
         let size = range.len() as u32;
@@ -92,7 +112,7 @@ fn apply_batch(
             store_timestamp_ms: m.store_timestamp_ms,
         };
         let offset = shared.cq.append(&m.topic, m.queue_id, unit).map_err(io::Error::other)?;
-        entries.push(SendEntryResult { queue_id: m.queue_id, queue_offset: offset, position });
+        entries.push(SendEntryResult { queue_id: m.queue_id, queue_offset: offset, position, error: None });
         index_out.push(IndexEntry {
             topic: m.topic,
             message_id: m.message_id,
@@ -104,7 +124,7 @@ fn apply_batch(
             queue_offset: offset,
         });
     }
-    Ok(command_reply::Result::Send(SendResult { entries }))
+    Ok(())
 }
 
 fn writable(permission: i32) -> bool {
