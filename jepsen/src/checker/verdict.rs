@@ -1,0 +1,108 @@
+//! [`Verdict`]: what `check` returns and `verdict.json` holds.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::anomaly::{AnomalyKind, Found};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// True when no anomaly of any kind was found.
+    pub valid: bool,
+    /// Only kinds that occurred; each with its total and the first examples.
+    pub anomalies: BTreeMap<AnomalyKind, Found>,
+    pub stats: Stats,
+    /// One per nemesis fault window, in start order.
+    pub windows: Vec<WindowStats>,
+    /// What the checker could not check (no final drain, nothing acknowledged).
+    pub notes: Vec<String>,
+}
+
+impl Verdict {
+    pub fn anomaly_count(&self) -> u64 {
+        self.anomalies.values().map(|f| f.count).sum()
+    }
+
+    /// `valid: ...` or `INVALID: lost=3 duplicate=1 ...`, for a terminal.
+    pub fn one_line(&self) -> String {
+        let s = &self.stats;
+        let head = format!(
+            "{} operations, {} sends acknowledged ({} failed, {} unknown), {} messages read, {} fault windows",
+            s.operations,
+            s.sends.ok,
+            s.sends.fail,
+            s.sends.info,
+            s.messages_read,
+            self.windows.len()
+        );
+        if self.valid {
+            return format!("valid: {head}");
+        }
+        let kinds: Vec<String> = self.anomalies.iter().map(|(k, f)| format!("{k}={}", f.count)).collect();
+        format!("INVALID: {}; {head}", kinds.join(" "))
+    }
+}
+
+/// How many operations of one kind ended each way (a missing completion counts as `info`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeCounts {
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+}
+
+impl OutcomeCounts {
+    pub fn total(&self) -> u64 {
+        self.ok + self.fail + self.info
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Operations of every kind, nemesis included.
+    pub operations: u64,
+    /// Time from the first to the last history line.
+    pub duration_ns: u64,
+    pub sends: OutcomeCounts,
+    pub polls: OutcomeCounts,
+    pub commit_offsets: OutcomeCounts,
+    pub fetch_offsets: OutcomeCounts,
+    /// Messages returned by ok polls, counting re-reads.
+    pub messages_read: u64,
+    pub distinct_values_read: u64,
+    /// Whether a final drain completed, so `unseen` was checked.
+    pub final_read: bool,
+    /// Latency of ok sends (invoke to completion).
+    pub send_latency: Option<Quantiles>,
+}
+
+/// Nearest-rank quantiles, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quantiles {
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+}
+
+/// Availability during one fault window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowStats {
+    pub fault: String,
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// When the fault was certainly in effect: the completion of its `start` op.
+    pub start_ns: u64,
+    /// When it was certainly healed: the completion of its `stop` op, or the end of the history
+    /// if it was never stopped (`stopped: false`).
+    pub end_ns: u64,
+    pub stopped: bool,
+    /// Sends that completed inside the window (never-completed ones count at their invocation).
+    pub sends: OutcomeCounts,
+    /// Recovery time: from `start_ns` to the completion of the first ok send invoked at or after
+    /// it. `None`: no send invoked after the fault started ever succeeded.
+    pub rto_ns: Option<u64>,
+    /// The same, measured from `end_ns`: how long the system took to serve again after healing.
+    pub recovery_after_stop_ns: Option<u64>,
+}

@@ -1,0 +1,154 @@
+//! A history builder for hand-made histories: each line advances the clock by 1 ms unless the
+//! test sets the time, and helpers record whole operations in one call.
+#![allow(dead_code)] // each test file uses a different subset
+
+use raftmq_jepsen::checker::{self, AnomalyKind, Verdict};
+use raftmq_jepsen::history::{
+    Call, ConsumerOffset, Entry, Fault, FaultAction, Message, OpType, Poll, Position, Process, Queue, Send,
+};
+
+pub const MS: u64 = 1_000_000;
+
+pub fn q(id: u32) -> Queue {
+    Queue { topic: "jepsen".into(), broker: "broker-a".into(), id }
+}
+
+pub fn send(value: &str) -> Call {
+    Call::Send(Send { topic: "jepsen".into(), value: value.into(), message_group: None, key: None, at: None })
+}
+
+pub fn send_in(value: &str, group: &str) -> Call {
+    Call::Send(Send {
+        topic: "jepsen".into(),
+        value: value.into(),
+        message_group: Some(group.into()),
+        key: None,
+        at: None,
+    })
+}
+
+/// The send's completion: the same call with `at` filled in.
+pub fn acked(call: &Call, queue: u32, offset: u64) -> Call {
+    let mut call = call.clone();
+    if let Call::Send(s) = &mut call {
+        s.at = Some(Position { queue: q(queue), offset });
+    }
+    call
+}
+
+pub fn poll(consumer: &str) -> Call {
+    Call::Poll(Poll { consumer: consumer.into(), group: Some("cg".into()), reassigned: false, msgs: Vec::new() })
+}
+
+pub fn polled(consumer: &str, reassigned: bool, msgs: &[(u32, u64, &str)]) -> Call {
+    let msgs = msgs.iter().map(|(queue, offset, v)| Message { queue: q(*queue), offset: *offset, value: (*v).into() });
+    Call::Poll(Poll { consumer: consumer.into(), group: Some("cg".into()), reassigned, msgs: msgs.collect() })
+}
+
+pub fn commit(queue: u32, offset: u64) -> Call {
+    Call::CommitOffset(ConsumerOffset { group: "cg".into(), queue: q(queue), offset: Some(offset) })
+}
+
+pub fn fetch(queue: u32, offset: Option<u64>) -> Call {
+    Call::FetchOffset(ConsumerOffset { group: "cg".into(), queue: q(queue), offset })
+}
+
+pub fn fault(name: &str, action: FaultAction) -> Call {
+    Call::Nemesis(Fault { fault: name.into(), action, targets: vec!["n1".into()] })
+}
+
+/// An operation invoked and not yet completed.
+#[derive(Clone, Copy, Debug)]
+pub struct Open {
+    pub op: u64,
+    pub process: Process,
+    pub index: u64,
+}
+
+#[derive(Default)]
+pub struct H {
+    pub entries: Vec<Entry>,
+    next_op: u64,
+    time: u64,
+}
+
+impl H {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the clock for the next line (must not go backwards).
+    pub fn at(&mut self, time_ns: u64) -> &mut Self {
+        self.time = time_ns;
+        self
+    }
+
+    fn line(&mut self, op: u64, process: Process, kind: OpType, call: Call) -> u64 {
+        let index = self.entries.len() as u64;
+        let error = matches!(kind, OpType::Fail | OpType::Info).then(|| "test".to_string());
+        self.entries.push(Entry { index, op, time_ns: self.time, process, kind, call, error });
+        self.time += MS;
+        index
+    }
+
+    pub fn invoke(&mut self, process: u64, call: Call) -> Open {
+        self.invoke_as(Process::Client(process), call)
+    }
+
+    pub fn invoke_as(&mut self, process: Process, call: Call) -> Open {
+        let op = self.next_op;
+        self.next_op += 1;
+        let index = self.line(op, process, OpType::Invoke, call);
+        Open { op, process, index }
+    }
+
+    /// Completes `open`; returns the completion's index.
+    pub fn complete(&mut self, open: Open, kind: OpType, call: Call) -> u64 {
+        self.line(open.op, open.process, kind, call)
+    }
+
+    /// A whole ok send; returns the invocation's index.
+    pub fn send_ok(&mut self, process: u64, call: Call, queue: u32, offset: u64) -> u64 {
+        let open = self.invoke(process, call.clone());
+        self.complete(open, OpType::Ok, acked(&call, queue, offset));
+        open.index
+    }
+
+    /// A whole send ending `fail` or `info`; returns the invocation's index.
+    pub fn send_unacked(&mut self, process: u64, call: Call, kind: OpType) -> u64 {
+        let open = self.invoke(process, call.clone());
+        self.complete(open, kind, call);
+        open.index
+    }
+
+    /// A whole ok poll; returns the completion's index (where reads are cited).
+    pub fn poll_ok(&mut self, process: u64, consumer: &str, reassigned: bool, msgs: &[(u32, u64, &str)]) -> u64 {
+        let open = self.invoke(process, poll(consumer));
+        self.complete(open, OpType::Ok, polled(consumer, reassigned, msgs))
+    }
+
+    /// A whole operation of any other kind, completed with `done`.
+    pub fn op(&mut self, process: u64, call: Call, kind: OpType, done: Call) -> u64 {
+        let open = self.invoke(process, call);
+        self.complete(open, kind, done)
+    }
+
+    pub fn nemesis(&mut self, name: &str, action: FaultAction) {
+        let call = fault(name, action);
+        let open = self.invoke_as(Process::NEMESIS, call.clone());
+        self.complete(open, OpType::Ok, call);
+    }
+
+    pub fn final_read(&mut self) -> Open {
+        self.invoke_as(Process::NEMESIS, Call::FinalRead)
+    }
+
+    pub fn check(&self) -> Verdict {
+        checker::check(&self.entries).expect("well-formed history")
+    }
+}
+
+/// The kinds found, with their counts.
+pub fn kinds(v: &Verdict) -> Vec<(AnomalyKind, u64)> {
+    v.anomalies.iter().map(|(k, f)| (*k, f.count)).collect()
+}
