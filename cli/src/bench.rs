@@ -82,7 +82,7 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
         };
         let mut cluster = DevCluster::start(&spec).await?;
         cluster.wait_for_leaders(Duration::from_secs(10)).await?;
-        let client = Cluster::new(&[cluster.namesrv_addr.clone()]).map_err(|e| e.to_string())?;
+        let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).map_err(|e| e.to_string())?;
         client.create_topic("bench", 4, &[]).await.map_err(|e| e.to_string())?;
         let producer = Arc::new(Producer::new(client));
         let body = bytes::Bytes::from(vec![b'x'; a.size]);

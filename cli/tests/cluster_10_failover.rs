@@ -29,7 +29,7 @@ async fn read_all(reader: &QueueReader, topic: &str, queue: i32) -> Vec<(i64, St
 async fn acknowledged_messages_survive_a_leader_kill() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = DevCluster::three_replicas(dir.path(), 21_081).await.unwrap();
-    let client = Cluster::new(&[cluster.namesrv_addr.clone()]).unwrap();
+    let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).unwrap();
     client.create_topic("orders", 4, &[]).await.unwrap();
     let producer = Arc::new(Producer::new(client.clone()).with_timeout(Duration::from_secs(2)));
 

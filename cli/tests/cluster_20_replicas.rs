@@ -30,7 +30,7 @@ async fn send_n(producer: &Producer, n: usize) {
 async fn restarted_replica_catches_up_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = DevCluster::three_replicas(dir.path(), 21_181).await.unwrap();
-    let client = Cluster::new(&[cluster.namesrv_addr.clone()]).unwrap();
+    let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).unwrap();
     client.create_topic("t", 2, &[]).await.unwrap();
     let producer = Producer::new(client);
     send_n(&producer, 200).await;
@@ -52,7 +52,7 @@ async fn restarted_replica_catches_up_byte_identical() {
 async fn isolated_leaders_uncommitted_tail_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = DevCluster::three_replicas(dir.path(), 21_281).await.unwrap();
-    let client = Cluster::new(&[cluster.namesrv_addr.clone()]).unwrap();
+    let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).unwrap();
     client.create_topic("t", 1, &[]).await.unwrap();
     let producer = Producer::new(client.clone()).with_retries(0).with_timeout(Duration::from_millis(500));
     send_n(&producer, 50).await;

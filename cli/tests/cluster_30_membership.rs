@@ -22,7 +22,7 @@ async fn transfer_remove_and_add_replicas_online() {
     };
     let mut cluster = DevCluster::start(&spec).await.unwrap();
     cluster.wait_for_leaders(Duration::from_secs(10)).await.unwrap();
-    let client = Cluster::new(&[cluster.namesrv_addr.clone()]).unwrap();
+    let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).unwrap();
     client.create_topic("t", 2, &[]).await.unwrap();
     let producer = Producer::new(client.clone());
     for i in 0..100 {

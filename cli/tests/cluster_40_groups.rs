@@ -22,7 +22,7 @@ async fn a_topic_spans_two_groups() {
     };
     let cluster = DevCluster::start(&spec).await.unwrap();
     cluster.wait_for_leaders(Duration::from_secs(10)).await.unwrap();
-    let client = Cluster::new(&[cluster.namesrv_addr.clone()]).unwrap();
+    let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).unwrap();
     client.create_topic("spread", 2, &[]).await.unwrap();
 
     let route = client.route("spread").await.unwrap();

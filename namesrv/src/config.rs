@@ -45,15 +45,9 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid config file {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: toml::de::Error,
-    },
+    Parse { path: PathBuf, source: toml::de::Error },
     #[error("broker_expiry_ms must be at least 1")]
     ZeroBrokerExpiry,
     #[error("sweep_interval_ms must be at least 1")]
@@ -64,14 +58,9 @@ impl Config {
     /// Reads a TOML file; keys it leaves out keep their defaults. The result
     /// is not validated yet, so flags can still override it.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source,
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -114,36 +103,21 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected() {
         let err = toml::from_str::<Config>("broker_expiry = 10").expect_err("unknown key");
-        assert!(
-            err.to_string().contains("unknown field `broker_expiry`"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("unknown field `broker_expiry`"), "{err}");
     }
 
     #[test]
     fn zero_durations_are_invalid() {
-        let mut config = Config {
-            broker_expiry: Duration::ZERO,
-            ..Config::default()
-        };
-        assert!(matches!(
-            config.validate(),
-            Err(ConfigError::ZeroBrokerExpiry)
-        ));
+        let mut config = Config { broker_expiry: Duration::ZERO, ..Config::default() };
+        assert!(matches!(config.validate(), Err(ConfigError::ZeroBrokerExpiry)));
         config.broker_expiry = Duration::from_secs(1);
         config.sweep_interval = Duration::ZERO;
-        assert!(matches!(
-            config.validate(),
-            Err(ConfigError::ZeroSweepInterval)
-        ));
+        assert!(matches!(config.validate(), Err(ConfigError::ZeroSweepInterval)));
     }
 
     #[test]
     fn a_missing_file_names_its_path() {
         let err = Config::load(Path::new("/nonexistent/namesrv.toml")).expect_err("missing");
-        assert!(
-            err.to_string().contains("/nonexistent/namesrv.toml"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("/nonexistent/namesrv.toml"), "{err}");
     }
 }

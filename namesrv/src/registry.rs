@@ -88,10 +88,7 @@ pub struct Registry {
 impl Registry {
     /// A registry that forgets a node `expiry` after its last heartbeat.
     pub fn new(expiry: Duration) -> Self {
-        Self {
-            expiry,
-            groups: BTreeMap::new(),
-        }
+        Self { expiry, groups: BTreeMap::new() }
     }
 
     pub fn expiry(&self) -> Duration {
@@ -110,12 +107,7 @@ impl Registry {
     /// Removes a node at once (a clean broker shutdown). Returns whether it
     /// was registered; removing an unknown node is not an error, so a broker
     /// may retry its unregistration.
-    pub fn unregister(
-        &mut self,
-        cluster: &str,
-        group: &str,
-        node_id: u64,
-    ) -> Result<bool, RegistryError> {
+    pub fn unregister(&mut self, cluster: &str, group: &str, node_id: u64) -> Result<bool, RegistryError> {
         validate_identity(cluster, group, node_id)?;
         let key = (cluster.to_owned(), group.to_owned());
         let Some(state) = self.groups.get_mut(&key) else {
@@ -187,16 +179,10 @@ impl Registry {
 fn validate(report: &NodeReport) -> Result<(), RegistryError> {
     validate_identity(&report.cluster, &report.group, report.node_id)?;
     if report.addr.is_empty() {
-        return Err(RegistryError::EmptyAddr {
-            group: report.group.clone(),
-            node_id: report.node_id,
-        });
+        return Err(RegistryError::EmptyAddr { group: report.group.clone(), node_id: report.node_id });
     }
     if report.topics.iter().any(|t| t.name.is_empty()) {
-        return Err(RegistryError::EmptyTopicName {
-            group: report.group.clone(),
-            node_id: report.node_id,
-        });
+        return Err(RegistryError::EmptyTopicName { group: report.group.clone(), node_id: report.node_id });
     }
     Ok(())
 }
@@ -206,14 +192,10 @@ fn validate_identity(cluster: &str, group: &str, node_id: u64) -> Result<(), Reg
         return Err(RegistryError::EmptyCluster);
     }
     if group.is_empty() {
-        return Err(RegistryError::EmptyGroup {
-            cluster: cluster.to_owned(),
-        });
+        return Err(RegistryError::EmptyGroup { cluster: cluster.to_owned() });
     }
     if node_id == 0 {
-        return Err(RegistryError::ZeroNodeId {
-            group: group.to_owned(),
-        });
+        return Err(RegistryError::ZeroNodeId { group: group.to_owned() });
     }
     Ok(())
 }

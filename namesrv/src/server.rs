@@ -24,10 +24,7 @@ pub enum ServeError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
     #[error("nameserver task died: {0}")]
@@ -80,10 +77,7 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     config.validate()?;
-    let bind_error = |source| ServeError::Bind {
-        addr: config.listen,
-        source,
-    };
+    let bind_error = |source| ServeError::Bind { addr: config.listen, source };
     let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
 
@@ -102,11 +96,7 @@ where
         broker_expiry_ms = millis(config.broker_expiry),
         "nameserver listening"
     );
-    Ok(NameServerHandle {
-        local_addr,
-        stop,
-        task,
-    })
+    Ok(NameServerHandle { local_addr, stop, task })
 }
 
 async fn run(
@@ -162,10 +152,7 @@ mod tests {
             role: RaftRole::Leader.into(),
             ..RegisterBrokerRequest::default()
         };
-        service
-            .register_broker(Request::new(request))
-            .await
-            .expect("register");
+        service.register_broker(Request::new(request)).await.expect("register");
         let sweeper = tokio::spawn(sweep(service.clone(), Duration::from_secs(1)));
 
         tokio::time::sleep(Duration::from_millis(9_500)).await;

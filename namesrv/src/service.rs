@@ -24,9 +24,7 @@ impl NameServerService {
     /// A service with an empty registry that forgets brokers `broker_expiry`
     /// after their last heartbeat.
     pub fn new(broker_expiry: Duration) -> Self {
-        Self {
-            registry: Arc::new(Mutex::new(Registry::new(broker_expiry))),
-        }
+        Self { registry: Arc::new(Mutex::new(Registry::new(broker_expiry))) }
     }
 
     /// Frees the nodes that expired by now; returns how many.
@@ -55,12 +53,8 @@ impl NameServer for NameServerService {
     ) -> Result<Response<pb::RegisterBrokerResponse>, Status> {
         let report = NodeReport::from(request.into_inner());
         let mut registry = self.registry();
-        registry
-            .register(report, Instant::now())
-            .map_err(to_status)?;
-        Ok(Response::new(pb::RegisterBrokerResponse {
-            expiry_ms: millis(registry.expiry()),
-        }))
+        registry.register(report, Instant::now()).map_err(to_status)?;
+        Ok(Response::new(pb::RegisterBrokerResponse { expiry_ms: millis(registry.expiry()) }))
     }
 
     async fn unregister_broker(
@@ -68,9 +62,7 @@ impl NameServer for NameServerService {
         request: Request<pb::UnregisterBrokerRequest>,
     ) -> Result<Response<pb::UnregisterBrokerResponse>, Status> {
         let req = request.into_inner();
-        self.registry()
-            .unregister(&req.cluster, &req.group, req.node_id)
-            .map_err(to_status)?;
+        self.registry().unregister(&req.cluster, &req.group, req.node_id).map_err(to_status)?;
         Ok(Response::new(pb::UnregisterBrokerResponse {}))
     }
 
@@ -80,11 +72,7 @@ impl NameServer for NameServerService {
     ) -> Result<Response<pb::QueryRouteResponse>, Status> {
         let topic = request.into_inner().topic;
         let routes = self.registry().route(&topic, Instant::now());
-        let groups = routes
-            .map_err(to_status)?
-            .into_iter()
-            .map(Into::into)
-            .collect();
+        let groups = routes.map_err(to_status)?.into_iter().map(Into::into).collect();
         Ok(Response::new(pb::QueryRouteResponse { groups }))
     }
 

@@ -5,7 +5,7 @@
 //!   (it implements openraft's `RaftLogStorage`), written once, read through memmap2.
 //! - [`io`]: the file I/O seam, with a fault-injecting backend for crash tests.
 //! - [`consume_queue`]: per (topic, queue) fixed-size units pointing into the CommitLog.
-//! - [`index`]: the message-id and key index (sled), rebuildable from the log.
+//! - [`index`]: the message-id and key index (a RocketMQ-style hash file), rebuildable from the log.
 
 pub mod commitlog;
 pub mod consume_queue;

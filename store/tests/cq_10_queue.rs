@@ -16,11 +16,7 @@ fn unit(n: u64) -> CqUnit {
 fn fill(store: &ConsumeQueueStore, topic: &str, queue_id: i32, range: std::ops::Range<u64>) {
     for n in range {
         let offset = store.append(topic, queue_id, unit(n)).expect("append");
-        assert_eq!(
-            offset,
-            i64::try_from(n).expect("small"),
-            "offsets are contiguous"
-        );
+        assert_eq!(offset, i64::try_from(n).expect("small"), "offsets are contiguous");
     }
 }
 
@@ -30,11 +26,7 @@ fn units_from(store: &ConsumeQueueStore, topic: &str, offset: i64, max: usize) -
         .expect("read")
         .into_iter()
         .map(|(o, u)| {
-            assert_eq!(
-                u,
-                unit(u64::try_from(o).expect("offset >= 0")),
-                "unit at {o}"
-            );
+            assert_eq!(u, unit(u64::try_from(o).expect("offset >= 0")), "unit at {o}");
             o
         })
         .collect()
@@ -52,10 +44,7 @@ fn append_and_read_across_segment_files() {
     assert!(store.read("t", 0, 0, 10).expect("read").is_empty());
 
     fill(&store, "t", 0, 0..11);
-    assert_eq!(
-        (store.min_offset("t", 0), store.max_offset("t", 0)),
-        (0, 11)
-    );
+    assert_eq!((store.min_offset("t", 0), store.max_offset("t", 0)), (0, 11));
     assert_eq!(units_from(&store, "t", 0, 100), (0..11).collect::<Vec<_>>());
     assert_eq!(units_from(&store, "t", 3, 6), (3..9).collect::<Vec<_>>());
     assert_eq!(units_from(&store, "t", 10, 5), vec![10]);
@@ -64,17 +53,12 @@ fn append_and_read_across_segment_files() {
     for base in [0, 4, 8] {
         assert!(segment(tmp.path(), "t", base).exists(), "segment {base}");
     }
-    let len = std::fs::metadata(segment(tmp.path(), "t", 4))
-        .expect("meta")
-        .len();
+    let len = std::fs::metadata(segment(tmp.path(), "t", 4)).expect("meta").len();
     assert_eq!(len, 4 * UNIT_SIZE as u64);
     // Other queues are independent.
     assert_eq!(store.append("t", 1, unit(0)).expect("append"), 0);
     assert_eq!(store.max_offset("t", 1), 1);
-    assert_eq!(
-        store.queues(),
-        vec![("t".to_owned(), 0), ("t".to_owned(), 1)]
-    );
+    assert_eq!(store.queues(), vec![("t".to_owned(), 0), ("t".to_owned(), 1)]);
 }
 
 #[test]
@@ -105,26 +89,12 @@ fn truncate_to_a_checkpoint_then_redispatch() {
     assert!(!segment(tmp.path(), "t", 8).exists());
 
     // Re-applying the log: surviving units are no-ops, then appends resume.
-    store
-        .append_at("t", 0, 3, unit(3))
-        .expect("identical re-dispatch");
+    store.append_at("t", 0, 3, unit(3)).expect("identical re-dispatch");
     store.append_at("t", 0, 5, unit(5)).expect("next offset");
-    let err = store
-        .append_at("t", 0, 2, unit(7))
-        .expect_err("different unit");
+    let err = store.append_at("t", 0, 2, unit(7)).expect_err("different unit");
     assert!(matches!(err, CqError::Conflict { offset: 2, .. }), "{err}");
     let err = store.append_at("t", 0, 9, unit(9)).expect_err("gap");
-    assert!(
-        matches!(
-            err,
-            CqError::Gap {
-                offset: 9,
-                next: 6,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, CqError::Gap { offset: 9, next: 6, .. }), "{err}");
     fill(&store, "t", 0, 6..9);
 
     // Truncating exactly at a segment boundary keeps that segment, empty, across a restart.
@@ -134,11 +104,7 @@ fn truncate_to_a_checkpoint_then_redispatch() {
     drop(store);
     let store = ConsumeQueueStore::open(tmp.path(), 4).expect("reopen");
     assert_eq!(store.max_offset("t", 0), 8);
-    assert_eq!(
-        store.truncate_to("t", 9, 0).ok(),
-        Some(()),
-        "unknown queue at 0"
-    );
+    assert_eq!(store.truncate_to("t", 9, 0).ok(), Some(()), "unknown queue at 0");
     assert!(store.truncate_to("t", 9, 1).is_err());
 
     store.truncate_to("t", 0, 0).expect("truncate to nothing");
@@ -152,10 +118,7 @@ fn offset_for_timestamp_is_a_lower_bound() {
     let store = ConsumeQueueStore::open(tmp.path(), 3).expect("open");
     // Store times with ties: 100, 100, 200, 200, 200, 300, 400.
     for (n, ts) in [100, 100, 200, 200, 200, 300, 400].into_iter().enumerate() {
-        let u = CqUnit {
-            store_timestamp_ms: ts,
-            ..unit(n as u64)
-        };
+        let u = CqUnit { store_timestamp_ms: ts, ..unit(n as u64) };
         store.append("t", 0, u).expect("append");
     }
     let at = |ts| store.offset_for_timestamp("t", 0, ts);
@@ -178,29 +141,18 @@ fn trim_below_deletes_whole_segments_only() {
     let store = ConsumeQueueStore::open(tmp.path(), 4).expect("open");
     fill(&store, "t", 0, 0..10);
 
-    assert_eq!(
-        store.trim_below("t", 0, 3).expect("trim"),
-        0,
-        "segment 0 still holds 3"
-    );
+    assert_eq!(store.trim_below("t", 0, 3).expect("trim"), 0, "segment 0 still holds 3");
     assert_eq!(store.trim_below("t", 0, 9).expect("trim"), 8);
     assert_eq!(store.min_offset("t", 0), 8);
     assert!(!segment(tmp.path(), "t", 4).exists());
-    assert_eq!(
-        units_from(&store, "t", 0, 100),
-        vec![8, 9],
-        "reads clamp to min"
-    );
+    assert_eq!(units_from(&store, "t", 0, 100), vec![8, 9], "reads clamp to min");
     let err = store.append_at("t", 0, 2, unit(2)).expect_err("trimmed");
     assert!(matches!(err, CqError::Trimmed { min: 8, .. }), "{err}");
     assert!(store.truncate_to("t", 0, 7).is_err(), "below min");
 
     drop(store);
     let store = ConsumeQueueStore::open(tmp.path(), 4).expect("reopen");
-    assert_eq!(
-        (store.min_offset("t", 0), store.max_offset("t", 0)),
-        (8, 10)
-    );
+    assert_eq!((store.min_offset("t", 0), store.max_offset("t", 0)), (8, 10));
 }
 
 #[test]

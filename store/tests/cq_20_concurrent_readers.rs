@@ -40,10 +40,7 @@ fn readers_never_see_a_torn_or_unwritten_unit() {
                         next += 1;
                         checked += 1;
                     }
-                    assert!(
-                        next <= store.max_offset("t", 0),
-                        "read past the published end"
-                    );
+                    assert!(next <= store.max_offset("t", 0), "read past the published end");
                     if finished && batch.is_empty() {
                         return checked;
                     }
@@ -51,10 +48,7 @@ fn readers_never_see_a_torn_or_unwritten_unit() {
                     let head = store.max_offset("t", 0);
                     if head > 0 {
                         let tail = store.read("t", 0, head - 1, 4).expect("read head");
-                        assert!(
-                            tail.iter()
-                                .all(|(o, u)| *u == unit(u64::try_from(*o).expect("offset >= 0")))
-                        );
+                        assert!(tail.iter().all(|(o, u)| *u == unit(u64::try_from(*o).expect("offset >= 0"))));
                     }
                 }
             })

@@ -2,6 +2,7 @@
 //! everything here must be a pure function of the entry and the state before
 //! it: queue offsets are assigned here, never on the proposer.
 
+use std::collections::HashMap;
 use std::io;
 
 use raftmq_proto::broker::{
@@ -85,23 +86,31 @@ fn apply_batches(
         .ok_or_else(|| io::Error::other(format!("applied entry {index} has no CommitLog record")))?;
     let base = record + CommitLog::RECORD_HEADER_LEN as u64;
     let mut entries = Vec::with_capacity(batches.iter().map(Vec::len).sum());
+    let mut pending = PendingUnits::new();
     for msgs in batches {
         if let Some(e) = refuse(meta, &msgs) {
             entries.extend(msgs.iter().map(|_| SendEntryResult { error: Some(e.clone()), ..Default::default() }));
             continue;
         }
-        store_batch(shared, base, msgs, &mut entries, index_out)?;
+        store_batch(shared, base, msgs, &mut pending, &mut entries, index_out);
     }
+    write_units(shared, pending)?;
     Ok(command_reply::Result::Send(SendResult { entries }))
 }
 
+/// Consume-queue units of one entry, per queue: (first offset, units).
+type PendingUnits = HashMap<(String, i32), (i64, Vec<CqUnit>)>;
+
+/// Assigns queue offsets to a producer batch; the units are written per queue
+/// once the whole entry is applied ([`write_units`]), one write per queue.
 fn store_batch(
     shared: &Shared,
     base: u64,
     msgs: DecodedBatch,
+    pending: &mut PendingUnits,
     entries: &mut Vec<SendEntryResult>,
     index_out: &mut Vec<IndexEntry>,
-) -> io::Result<()> {
+) {
     for (m, range) in msgs {
         let position = base + range.start as u64;
         let size = range.len() as u32;
@@ -111,7 +120,11 @@ fn store_batch(
             tag_hash: m.tag.as_deref().map(tag_hash).unwrap_or(0),
             store_timestamp_ms: m.store_timestamp_ms,
         };
-        let offset = shared.cq.append(&m.topic, m.queue_id, unit).map_err(io::Error::other)?;
+        let (first, units) = pending
+            .entry((m.topic.clone(), m.queue_id))
+            .or_insert_with(|| (shared.cq.max_offset(&m.topic, m.queue_id), Vec::new()));
+        let offset = *first + units.len() as i64;
+        units.push(unit);
         entries.push(SendEntryResult { queue_id: m.queue_id, queue_offset: offset, position, error: None });
         index_out.push(IndexEntry {
             topic: m.topic,
@@ -123,6 +136,17 @@ fn store_batch(
             queue_id: m.queue_id,
             queue_offset: offset,
         });
+    }
+}
+
+fn write_units(shared: &Shared, pending: PendingUnits) -> io::Result<()> {
+    for ((topic, queue), (first, units)) in pending {
+        let written = shared.cq.append_many(&topic, queue, &units).map_err(io::Error::other)?;
+        if written != first {
+            return Err(io::Error::other(format!(
+                "consume queue {topic}:{queue} moved under the state machine ({written} != {first})"
+            )));
+        }
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Feeds the message-id/key index from a background thread, so sled's cost
+//! Feeds the message-id/key index from a background thread, so its cost
 //! stays off the apply path. The index is derived state: it may lag the
 //! applied index, and a checkpoint first waits for it to catch up (`flush`).
 
@@ -27,7 +27,7 @@ impl IndexWriter {
                 while let Ok(job) = rx.recv() {
                     match job {
                         Job::Entries(mut entries, mut upto) => {
-                            // Coalesce whatever else is queued into one sled batch.
+                            // Coalesce whatever else is queued into one index batch.
                             let mut flush_waiters = Vec::new();
                             while let Ok(next) = rx.try_recv() {
                                 match next {

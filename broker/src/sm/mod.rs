@@ -70,8 +70,10 @@ impl Shared {
 
 pub struct BrokerStateMachine {
     shared: Arc<Shared>,
-    index_writer: IndexWriter,
-    checkpoint: CheckpointFile,
+    index_writer: Arc<IndexWriter>,
+    checkpoint: Arc<CheckpointFile>,
+    /// The checkpoint being written in the background, if any.
+    checkpoint_task: Option<std::thread::JoinHandle<io::Result<()>>>,
     checkpoint_interval: Duration,
     last_checkpoint: Instant,
 }
@@ -129,20 +131,28 @@ impl BrokerStateMachine {
         let shared = Arc::new(Shared { log, cq, index: index.clone(), meta: RwLock::new(meta), applied_tx });
         let sm = Self {
             shared: shared.clone(),
-            index_writer: IndexWriter::start(index),
-            checkpoint,
+            index_writer: Arc::new(IndexWriter::start(index)),
+            checkpoint: Arc::new(checkpoint),
+            checkpoint_task: None,
             checkpoint_interval,
             last_checkpoint: Instant::now(),
         };
         Ok((sm, shared))
     }
 
-    /// Makes everything applied so far durable in the derived stores, then
-    /// records it in the checkpoint file.
-    pub fn write_checkpoint(&mut self) -> io::Result<()> {
-        self.index_writer.flush().map_err(io::Error::other)?;
-        self.shared.cq.flush().map_err(io::Error::other)?;
-        let meta = self.shared.meta();
+    /// Captures the state applied so far and makes it durable in the
+    /// background: flush the index, fsync the consume queues, then replace the
+    /// checkpoint file. The capture is cheap; the fsyncs stay off the apply path.
+    /// A failure of the previous checkpoint is returned here (it is fatal: the
+    /// replica stops rather than run with derived state it cannot persist).
+    fn start_checkpoint(&mut self) -> io::Result<()> {
+        if let Some(task) = self.checkpoint_task.take() {
+            if !task.is_finished() {
+                self.checkpoint_task = Some(task);
+                return Ok(());
+            }
+            task.join().map_err(|_| io::Error::other("the checkpoint thread panicked"))??;
+        }
         let queues = self
             .shared
             .cq
@@ -153,9 +163,13 @@ impl BrokerStateMachine {
                 QueueNext { topic, queue_id, next_offset }
             })
             .collect();
-        let c = meta.to_checkpoint(queues);
-        drop(meta);
-        self.checkpoint.store(&c).map_err(io::Error::other)?;
+        let c = self.shared.meta().to_checkpoint(queues);
+        let (index, shared, file) = (self.index_writer.clone(), self.shared.clone(), self.checkpoint.clone());
+        self.checkpoint_task = Some(std::thread::Builder::new().name("raftmq-checkpoint".into()).spawn(move || {
+            index.flush().map_err(io::Error::other)?;
+            shared.cq.flush().map_err(io::Error::other)?;
+            file.store(&c).map_err(io::Error::other)
+        })?);
         self.last_checkpoint = Instant::now();
         Ok(())
     }
@@ -202,7 +216,7 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
             self.index_writer.submit(std::mem::take(&mut index_out), idx);
             self.shared.applied_tx.send_replace(idx);
             if self.last_checkpoint.elapsed() >= self.checkpoint_interval {
-                self.write_checkpoint()?;
+                self.start_checkpoint()?;
             }
         }
         Ok(())

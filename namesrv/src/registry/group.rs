@@ -66,37 +66,20 @@ impl Node {
 
 impl Group {
     pub(super) fn upsert(&mut self, report: NodeReport, now: Instant) {
-        let NodeReport {
-            cluster,
-            group,
-            node_id,
-            addr,
-            ..
-        } = &report;
+        let NodeReport { cluster, group, node_id, addr, .. } = &report;
         let node = Node {
             addr: addr.clone(),
             role: report.role,
             term: report.term,
             leader_id: report.leader_id,
             applied_index: report.applied_index,
-            topics: report
-                .topics
-                .iter()
-                .map(|t| (t.name.clone(), t.clone()))
-                .collect(),
+            topics: report.topics.iter().map(|t| (t.name.clone(), t.clone())).collect(),
             last_heartbeat: now,
         };
         match self.nodes.insert(*node_id, node) {
             None => tracing::info!(cluster, group, node_id, addr, "broker node registered"),
             Some(old) if old.addr != *addr => {
-                tracing::info!(
-                    cluster,
-                    group,
-                    node_id,
-                    addr,
-                    old_addr = old.addr,
-                    "broker node moved"
-                );
+                tracing::info!(cluster, group, node_id, addr, old_addr = old.addr, "broker node moved");
             }
             Some(_) => tracing::trace!(cluster, group, node_id, "broker heartbeat"),
         }
@@ -108,12 +91,8 @@ impl Group {
 
     /// Drops the nodes that are no longer live and returns their ids.
     pub(super) fn expire(&mut self, now: Instant, expiry: Duration) -> Vec<u64> {
-        let dead: Vec<u64> = self
-            .nodes
-            .iter()
-            .filter(|(_, node)| !node.is_live(now, expiry))
-            .map(|(id, _)| *id)
-            .collect();
+        let dead: Vec<u64> =
+            self.nodes.iter().filter(|(_, node)| !node.is_live(now, expiry)).map(|(id, _)| *id).collect();
         for id in &dead {
             self.nodes.remove(id);
         }
@@ -133,32 +112,18 @@ impl Group {
     /// A node that still claims leadership after losing to a higher term is
     /// shown as a follower: it is a deposed leader that has not heard of the
     /// new term yet and will step down when it does.
-    pub(super) fn view(
-        &self,
-        cluster: &str,
-        group: &str,
-        now: Instant,
-        expiry: Duration,
-    ) -> Option<GroupView> {
+    pub(super) fn view(&self, cluster: &str, group: &str, now: Instant, expiry: Duration) -> Option<GroupView> {
         let live: Vec<(u64, &Node)> = self.live(now, expiry).collect();
         if live.is_empty() {
             return None;
         }
         let stances: Vec<Stance> = live
             .iter()
-            .map(|&(node_id, node)| Stance {
-                node_id,
-                role: node.role,
-                term: node.term,
-                leader_id: node.leader_id,
-            })
+            .map(|&(node_id, node)| Stance { node_id, role: node.role, term: node.term, leader_id: node.leader_id })
             .collect();
         let leader = leader::resolve(&stances)
             .and_then(|id| live.iter().find(|(node_id, _)| *node_id == id))
-            .map(|&(node_id, node)| Leader {
-                node_id,
-                addr: node.addr.clone(),
-            });
+            .map(|&(node_id, node)| Leader { node_id, addr: node.addr.clone() });
         let leader_id = leader.as_ref().map_or(0, |l| l.node_id);
         let nodes = live
             .iter()
@@ -174,12 +139,7 @@ impl Group {
                 since_heartbeat: now.saturating_duration_since(node.last_heartbeat),
             })
             .collect();
-        Some(GroupView {
-            cluster: cluster.to_owned(),
-            group: group.to_owned(),
-            nodes,
-            leader,
-        })
+        Some(GroupView { cluster: cluster.to_owned(), group: group.to_owned(), nodes, leader })
     }
 
     /// The group's view of one topic, if any live node has it.
@@ -206,28 +166,17 @@ impl Group {
                 keep_most_applied(merged.entry(name).or_default(), node.applied_index, info);
             }
         }
-        merged
-            .into_values()
-            .flatten()
-            .map(|(_, info)| info.clone())
-            .collect()
+        merged.into_values().flatten().map(|(_, info)| info.clone()).collect()
     }
 
     fn live(&self, now: Instant, expiry: Duration) -> impl Iterator<Item = (u64, &Node)> {
-        self.nodes
-            .iter()
-            .filter(move |(_, node)| node.is_live(now, expiry))
-            .map(|(id, node)| (*id, node))
+        self.nodes.iter().filter(move |(_, node)| node.is_live(now, expiry)).map(|(id, node)| (*id, node))
     }
 }
 
 /// Keeps `candidate` if it comes from a strictly more applied node; on a tie
 /// the node with the lower id, seen first, stays, so answers are stable.
-fn keep_most_applied<'a>(
-    best: &mut Option<(u64, &'a TopicInfo)>,
-    applied_index: u64,
-    candidate: &'a TopicInfo,
-) {
+fn keep_most_applied<'a>(best: &mut Option<(u64, &'a TopicInfo)>, applied_index: u64, candidate: &'a TopicInfo) {
     if best.is_none_or(|(index, _)| applied_index > index) {
         *best = Some((applied_index, candidate));
     }

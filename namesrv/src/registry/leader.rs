@@ -43,9 +43,7 @@ pub(super) fn resolve(live: &[Stance]) -> Option<u64> {
         }
     }
     let (_, _, leader_id) = best?;
-    live.iter()
-        .any(|s| s.node_id == leader_id)
-        .then_some(leader_id)
+    live.iter().any(|s| s.node_id == leader_id).then_some(leader_id)
 }
 
 #[cfg(test)]
@@ -58,15 +56,8 @@ mod tests {
 
     /// `(node_id, role, term, leader_id)` per live node.
     fn resolve_from(nodes: &[(u64, RaftRole, u64, u64)]) -> Option<u64> {
-        let live: Vec<Stance> = nodes
-            .iter()
-            .map(|&(node_id, role, term, leader_id)| Stance {
-                node_id,
-                role,
-                term,
-                leader_id,
-            })
-            .collect();
+        let live: Vec<Stance> =
+            nodes.iter().map(|&(node_id, role, term, leader_id)| Stance { node_id, role, term, leader_id }).collect();
         resolve(&live)
     }
 
@@ -78,27 +69,18 @@ mod tests {
 
     #[test]
     fn followers_name_the_leader_when_nobody_claims() {
-        assert_eq!(
-            resolve_from(&[(1, F, 5, 3), (2, F, 5, 3), (3, F, 4, 1)]),
-            Some(3)
-        );
+        assert_eq!(resolve_from(&[(1, F, 5, 3), (2, F, 5, 3), (3, F, 4, 1)]), Some(3));
     }
 
     #[test]
     fn hearsay_at_a_newer_term_beats_a_deposed_leader() {
         // Node 3 won term 4; its own heartbeat still says follower at 3.
-        assert_eq!(
-            resolve_from(&[(1, L, 3, 1), (2, F, 4, 3), (3, F, 3, 1)]),
-            Some(3)
-        );
+        assert_eq!(resolve_from(&[(1, L, 3, 1), (2, F, 4, 3), (3, F, 3, 1)]), Some(3));
     }
 
     #[test]
     fn at_equal_terms_a_claim_about_itself_beats_hearsay() {
-        assert_eq!(
-            resolve_from(&[(1, F, 4, 3), (2, L, 4, 2), (3, F, 4, 2)]),
-            Some(2)
-        );
+        assert_eq!(resolve_from(&[(1, F, 4, 3), (2, L, 4, 2), (3, F, 4, 2)]), Some(2));
     }
 
     #[test]
@@ -116,9 +98,6 @@ mod tests {
     #[test]
     fn a_candidate_at_a_newer_term_does_not_hide_the_known_leader() {
         // An election is under way, but until it ends node 1 is the best bet.
-        assert_eq!(
-            resolve_from(&[(1, L, 5, 1), (2, F, 5, 1), (3, C, 6, 0)]),
-            Some(1)
-        );
+        assert_eq!(resolve_from(&[(1, L, 5, 1), (2, F, 5, 1), (3, C, 6, 0)]), Some(1));
     }
 }

@@ -11,10 +11,7 @@ use super::CqError;
 const MAX_NAME_BYTES: usize = 255;
 
 pub(crate) fn encode_topic(topic: &str) -> Result<String, CqError> {
-    let invalid = |reason| CqError::InvalidTopic {
-        topic: topic.to_owned(),
-        reason,
-    };
+    let invalid = |reason| CqError::InvalidTopic { topic: topic.to_owned(), reason };
     if topic.is_empty() {
         return Err(invalid("a topic name must not be empty"));
     }
@@ -29,9 +26,7 @@ pub(crate) fn encode_topic(topic: &str) -> Result<String, CqError> {
         }
     }
     if out.len() > MAX_NAME_BYTES {
-        return Err(invalid(
-            "its escaped directory name is longer than 255 bytes",
-        ));
+        return Err(invalid("its escaped directory name is longer than 255 bytes"));
     }
     Ok(out)
 }
@@ -78,20 +73,9 @@ mod tests {
 
     #[test]
     fn special_topics_round_trip() {
-        for topic in [
-            "plain",
-            "%RETRY%group-1",
-            "%DLQ%g_2",
-            "a|b",
-            "..",
-            "a/b",
-            "ünï",
-        ] {
+        for topic in ["plain", "%RETRY%group-1", "%DLQ%g_2", "a|b", "..", "a/b", "ünï"] {
             let name = encode_topic(topic).expect("encodable");
-            assert!(
-                name.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_-%".contains(&b))
-            );
+            assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-%".contains(&b)));
             assert_eq!(decode_topic(&name).as_deref(), Some(topic));
         }
         assert_eq!(encode_topic("%RETRY%g|x").expect("ok"), "%25RETRY%25g%7Cx");

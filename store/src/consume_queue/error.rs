@@ -20,44 +20,16 @@ pub enum CqError {
     InvalidTopic { topic: String, reason: &'static str },
     #[error("invalid consume queue config: {0}")]
     InvalidConfig(String),
-    #[error(
-        "{topic}/{queue_id}: cannot write offset {offset}, the next offset is {next}; units must be contiguous"
-    )]
-    Gap {
-        topic: String,
-        queue_id: i32,
-        offset: i64,
-        next: i64,
-    },
+    #[error("{topic}/{queue_id}: cannot write offset {offset}, the next offset is {next}; units must be contiguous")]
+    Gap { topic: String, queue_id: i32, offset: i64, next: i64 },
     #[error(
         "{topic}/{queue_id}: offset {offset} already holds a different unit: on disk {existing:?}, re-dispatched {new:?}"
     )]
-    Conflict {
-        topic: String,
-        queue_id: i32,
-        offset: i64,
-        existing: Box<super::CqUnit>,
-        new: Box<super::CqUnit>,
-    },
-    #[error(
-        "{topic}/{queue_id}: offset {offset} is below the min offset {min}; that unit was trimmed"
-    )]
-    Trimmed {
-        topic: String,
-        queue_id: i32,
-        offset: i64,
-        min: i64,
-    },
-    #[error(
-        "{topic}/{queue_id}: cannot truncate to next offset {next_offset}; the queue holds [{min}, {next})"
-    )]
-    TruncateOutOfRange {
-        topic: String,
-        queue_id: i32,
-        next_offset: i64,
-        min: i64,
-        next: i64,
-    },
+    Conflict { topic: String, queue_id: i32, offset: i64, existing: Box<super::CqUnit>, new: Box<super::CqUnit> },
+    #[error("{topic}/{queue_id}: offset {offset} is below the min offset {min}; that unit was trimmed")]
+    Trimmed { topic: String, queue_id: i32, offset: i64, min: i64 },
+    #[error("{topic}/{queue_id}: cannot truncate to next offset {next_offset}; the queue holds [{min}, {next})")]
+    TruncateOutOfRange { topic: String, queue_id: i32, next_offset: i64, min: i64, next: i64 },
     #[error(
         "an earlier consume queue fsync failed, so what is on disk is unknown; reopen the store and rebuild from the last checkpoint"
     )]
@@ -66,9 +38,6 @@ pub enum CqError {
 
 impl CqError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        CqError::Io {
-            path: path.into(),
-            source,
-        }
+        CqError::Io { path: path.into(), source }
     }
 }

@@ -72,10 +72,8 @@ impl ConsumeQueueStore {
     /// Opens (creating if needed) the store in `dir` and recovers every queue found there.
     /// `units_per_file` must stay the same for the life of a store.
     pub fn open(dir: &Path, units_per_file: u64) -> Result<Self, CqError> {
-        let units_per_file = i64::try_from(units_per_file)
-            .ok()
-            .filter(|u| (1..=i64::MAX / 28).contains(u))
-            .ok_or_else(|| {
+        let units_per_file =
+            i64::try_from(units_per_file).ok().filter(|u| (1..=i64::MAX / 28).contains(u)).ok_or_else(|| {
                 CqError::InvalidConfig(format!(
                     "units_per_file = {units_per_file}: must be at least 1 and keep a segment's byte size in an i64"
                 ))
@@ -93,16 +91,12 @@ impl ConsumeQueueStore {
                 continue;
             };
             for (qid, queue_dir) in subdirs(&topic_dir)? {
-                let Some(queue_id) = qid.parse::<i32>().ok().filter(|q| q.to_string() == qid)
-                else {
+                let Some(queue_id) = qid.parse::<i32>().ok().filter(|q| q.to_string() == qid) else {
                     tracing::warn!(dir = %queue_dir.display(), "ignoring a directory that is not a queue id");
                     continue;
                 };
                 let queue = Queue::open(&topic, queue_id, queue_dir, units_per_file)?;
-                queues
-                    .entry(topic.clone())
-                    .or_default()
-                    .insert(queue_id, Arc::new(queue));
+                queues.entry(topic.clone()).or_default().insert(queue_id, Arc::new(queue));
             }
         }
         Ok(ConsumeQueueStore {
@@ -119,17 +113,19 @@ impl ConsumeQueueStore {
         self.get_or_create(topic, queue_id)?.append(&unit)
     }
 
+    /// Appends several units to one queue with one write per file; returns the
+    /// offset of the first. Same contract as [`append`](Self::append) per unit.
+    pub fn append_many(&self, topic: &str, queue_id: i32, units: &[CqUnit]) -> Result<i64, CqError> {
+        if units.is_empty() {
+            return Ok(self.max_offset(topic, queue_id));
+        }
+        self.get_or_create(topic, queue_id)?.append_many(units)
+    }
+
     /// Writes `unit` at `offset` when re-dispatching after recovery. `offset` must be the next
     /// offset, or an earlier one that already holds exactly this unit (then nothing is written).
-    pub fn append_at(
-        &self,
-        topic: &str,
-        queue_id: i32,
-        offset: i64,
-        unit: CqUnit,
-    ) -> Result<(), CqError> {
-        self.get_or_create(topic, queue_id)?
-            .append_at(offset, &unit)
+    pub fn append_at(&self, topic: &str, queue_id: i32, offset: i64, unit: CqUnit) -> Result<(), CqError> {
+        self.get_or_create(topic, queue_id)?.append_at(offset, &unit)
     }
 
     /// Up to `max_units` units from `offset` (raised to the min offset), never past the last
@@ -177,13 +173,9 @@ impl ConsumeQueueStore {
         match self.get(topic, queue_id) {
             Some(q) => q.truncate_to(next_offset),
             None if next_offset == 0 => Ok(()),
-            None => Err(CqError::TruncateOutOfRange {
-                topic: topic.to_owned(),
-                queue_id,
-                next_offset,
-                min: 0,
-                next: 0,
-            }),
+            None => {
+                Err(CqError::TruncateOutOfRange { topic: topic.to_owned(), queue_id, next_offset, min: 0, next: 0 })
+            }
         }
     }
 
@@ -199,10 +191,8 @@ impl ConsumeQueueStore {
     /// Every known (topic, queue id).
     pub fn queues(&self) -> Vec<(String, i32)> {
         let map = read(&self.queues);
-        let mut out: Vec<(String, i32)> = map
-            .iter()
-            .flat_map(|(t, qs)| qs.keys().map(move |&q| (t.clone(), q)))
-            .collect();
+        let mut out: Vec<(String, i32)> =
+            map.iter().flat_map(|(t, qs)| qs.keys().map(move |&q| (t.clone(), q))).collect();
         out.sort_unstable();
         out
     }
@@ -230,10 +220,7 @@ impl ConsumeQueueStore {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(CqError::Poisoned);
         }
-        let queues: Vec<Arc<Queue>> = read(&self.queues)
-            .values()
-            .flat_map(|qs| qs.values().cloned())
-            .collect();
+        let queues: Vec<Arc<Queue>> = read(&self.queues).values().flat_map(|qs| qs.values().cloned()).collect();
         let result = queues.iter().try_for_each(|q| q.flush()).and_then(|()| {
             let dirs = std::mem::take(&mut *lock(&self.dirs_to_sync));
             dirs.iter().try_for_each(|d| sync_dir(d))
@@ -262,12 +249,7 @@ impl ConsumeQueueStore {
         let queue_dir = topic_dir.join(queue_id.to_string());
         let topic_is_new = !topic_dir.exists();
         fs::create_dir_all(&queue_dir).map_err(|e| CqError::io(&queue_dir, e))?;
-        let queue = Arc::new(Queue::new_empty(
-            topic,
-            queue_id,
-            queue_dir,
-            self.units_per_file,
-        ));
+        let queue = Arc::new(Queue::new_empty(topic, queue_id, queue_dir, self.units_per_file));
         {
             let mut dirs = lock(&self.dirs_to_sync);
             if topic_is_new {
@@ -275,9 +257,7 @@ impl ConsumeQueueStore {
             }
             dirs.insert(topic_dir);
         }
-        map.entry(topic.to_owned())
-            .or_default()
-            .insert(queue_id, Arc::clone(&queue));
+        map.entry(topic.to_owned()).or_default().insert(queue_id, Arc::clone(&queue));
         Ok(queue)
     }
 }
@@ -287,10 +267,7 @@ fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, CqError> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| CqError::io(dir, e))? {
         let entry = entry.map_err(|e| CqError::io(dir, e))?;
-        let is_dir = entry
-            .file_type()
-            .map_err(|e| CqError::io(entry.path(), e))?
-            .is_dir();
+        let is_dir = entry.file_type().map_err(|e| CqError::io(entry.path(), e))?.is_dir();
         if let (true, Some(name)) = (is_dir, entry.file_name().to_str()) {
             out.push((name.to_owned(), entry.path()));
         }

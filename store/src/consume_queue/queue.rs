@@ -61,10 +61,7 @@ impl Queue {
             units_per_file,
             next: AtomicI64::new(0),
             min: AtomicI64::new(0),
-            writer: Mutex::new(Writer {
-                dirty: Vec::new(),
-                dir_dirty: true,
-            }),
+            writer: Mutex::new(Writer { dirty: Vec::new(), dir_dirty: true }),
             segments: RwLock::new(Segments::default()),
         }
     }
@@ -82,6 +79,32 @@ impl Queue {
         self.append_locked(&mut w, unit)
     }
 
+    /// Appends `units` in order, one `pwrite` per file touched; returns the
+    /// first offset. Readers see the new units only once all are written.
+    pub(crate) fn append_many(&self, units: &[CqUnit]) -> Result<i64, CqError> {
+        let mut w = lock(&self.writer);
+        let first = self.next.load(Ordering::Relaxed);
+        let mut offset = first;
+        let mut rest = units;
+        let mut buf = Vec::with_capacity(units.len().min(4096) * UNIT as usize);
+        while !rest.is_empty() {
+            let (base, file) = self.tail_for(&mut w, offset)?;
+            let room = (base + self.units_per_file - offset) as usize;
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            buf.clear();
+            for u in now {
+                buf.extend_from_slice(&u.to_bytes());
+            }
+            file.write_all_at(&buf, to_u64((offset - base) * UNIT))
+                .map_err(|e| CqError::io(self.segment_path(base), e))?;
+            mark_dirty(&mut w, base, &file);
+            offset += now.len() as i64;
+            rest = later;
+        }
+        self.next.store(offset, Ordering::Release);
+        Ok(first)
+    }
+
     pub(crate) fn append_at(&self, offset: i64, unit: &CqUnit) -> Result<(), CqError> {
         let mut w = lock(&self.writer);
         let next = self.next();
@@ -89,22 +112,12 @@ impl Queue {
             return self.append_locked(&mut w, unit).map(|_| ());
         }
         if offset > next {
-            return Err(CqError::Gap {
-                topic: self.topic.clone(),
-                queue_id: self.queue_id,
-                offset,
-                next,
-            });
+            return Err(CqError::Gap { topic: self.topic.clone(), queue_id: self.queue_id, offset, next });
         }
         let segs = read(&self.segments);
         let min = self.min();
         if offset < min {
-            return Err(CqError::Trimmed {
-                topic: self.topic.clone(),
-                queue_id: self.queue_id,
-                offset,
-                min,
-            });
+            return Err(CqError::Trimmed { topic: self.topic.clone(), queue_id: self.queue_id, offset, min });
         }
         let existing = SegmentReader::new(self, &segs).unit(offset)?;
         if existing == *unit {
@@ -159,11 +172,7 @@ impl Queue {
             .map_err(|e| CqError::io(path, e))
     }
 
-    pub(crate) fn read(
-        &self,
-        offset: i64,
-        max_units: usize,
-    ) -> Result<Vec<(i64, CqUnit)>, CqError> {
+    pub(crate) fn read(&self, offset: i64, max_units: usize) -> Result<Vec<(i64, CqUnit)>, CqError> {
         let segs = read(&self.segments);
         let start = offset.max(self.min());
         let want = i64::try_from(max_units).unwrap_or(i64::MAX);
@@ -234,8 +243,7 @@ impl Queue {
             Some((b, f)) if *b == base => Arc::clone(f),
             _ => Arc::new(open_rw(&self.segment_path(base))?),
         };
-        file.set_len(to_u64((next_offset - base) * UNIT))
-            .map_err(|e| CqError::io(self.segment_path(base), e))?;
+        file.set_len(to_u64((next_offset - base) * UNIT)).map_err(|e| CqError::io(self.segment_path(base), e))?;
         mark_dirty(&mut w, base, &file);
         segs.tail = Some((base, file));
         Ok(())
@@ -249,12 +257,7 @@ impl Queue {
         let next = self.next();
         let offset = offset.min(next);
         let upf = self.units_per_file;
-        let doomed: Vec<i64> = segs
-            .bases
-            .iter()
-            .take_while(|&&b| b + upf <= offset)
-            .copied()
-            .collect();
+        let doomed: Vec<i64> = segs.bases.iter().take_while(|&&b| b + upf <= offset).copied().collect();
         if doomed.len() == segs.bases.len() && !doomed.is_empty() {
             // Every segment is full and consumed-past: leave an empty segment at `next` so the
             // offsets survive a restart, and so the writer has somewhere to go.
@@ -278,14 +281,10 @@ impl Queue {
     pub(crate) fn flush(&self) -> Result<(), CqError> {
         let (dirty, dir_dirty) = {
             let mut w = lock(&self.writer);
-            (
-                std::mem::take(&mut w.dirty),
-                std::mem::take(&mut w.dir_dirty),
-            )
+            (std::mem::take(&mut w.dirty), std::mem::take(&mut w.dir_dirty))
         };
         for (base, file) in dirty {
-            file.sync_data()
-                .map_err(|e| CqError::io(self.segment_path(base), e))?;
+            file.sync_data().map_err(|e| CqError::io(self.segment_path(base), e))?;
         }
         if dir_dirty {
             sync_dir(&self.dir)?;
@@ -312,11 +311,7 @@ struct SegmentReader<'a> {
 
 impl<'a> SegmentReader<'a> {
     fn new(queue: &'a Queue, segs: &'a Segments) -> Self {
-        SegmentReader {
-            queue,
-            segs,
-            opened: None,
-        }
+        SegmentReader { queue, segs, opened: None }
     }
 
     fn segment(&mut self, offset: i64) -> Result<(i64, Arc<File>), CqError> {
@@ -350,11 +345,7 @@ fn mark_dirty(w: &mut Writer, base: i64, file: &Arc<File>) {
 }
 
 fn open_rw(path: &Path) -> Result<File, CqError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| CqError::io(path, e))
+    OpenOptions::new().read(true).write(true).open(path).map_err(|e| CqError::io(path, e))
 }
 
 fn remove_file(path: &Path) -> Result<(), CqError> {
@@ -375,13 +366,7 @@ pub(crate) fn sync_dir(path: &Path) -> Result<(), CqError> {
 }
 
 fn missing_segment(dir: &Path, offset: i64) -> CqError {
-    CqError::io(
-        dir,
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no segment file holds offset {offset}"),
-        ),
-    )
+    CqError::io(dir, io::Error::new(io::ErrorKind::NotFound, format!("no segment file holds offset {offset}")))
 }
 
 /// Offsets and byte positions here are never negative.

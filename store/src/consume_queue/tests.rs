@@ -7,20 +7,11 @@ use std::path::Path;
 use super::*;
 
 fn unit(n: u64) -> CqUnit {
-    CqUnit {
-        position: n * 100,
-        size: 100,
-        tag_hash: n,
-        store_timestamp_ms: 1_000 + i64::try_from(n).unwrap_or(0),
-    }
+    CqUnit { position: n * 100, size: 100, tag_hash: n, store_timestamp_ms: 1_000 + i64::try_from(n).unwrap_or(0) }
 }
 
 fn append_raw(path: &Path, bytes: &[u8]) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("open segment");
+    let mut f = OpenOptions::new().create(true).append(true).open(path).expect("open segment");
     f.write_all(bytes).expect("append");
 }
 
@@ -43,18 +34,9 @@ fn trailing_partial_unit_and_zero_units_are_dropped() {
 
     let store = ConsumeQueueStore::open(tmp.path(), 10).expect("reopen");
     assert_eq!(store.max_offset("t", 0), 3);
-    assert_eq!(
-        fs::metadata(&seg).expect("meta").len(),
-        3 * UNIT_SIZE as u64,
-        "the torn tail is cut off the file"
-    );
+    assert_eq!(fs::metadata(&seg).expect("meta").len(), 3 * UNIT_SIZE as u64, "the torn tail is cut off the file");
     assert_eq!(store.append("t", 0, unit(3)).expect("append"), 3);
-    let units: Vec<CqUnit> = store
-        .read("t", 0, 0, 10)
-        .expect("read")
-        .into_iter()
-        .map(|(_, u)| u)
-        .collect();
+    let units: Vec<CqUnit> = store.read("t", 0, 0, 10).expect("read").into_iter().map(|(_, u)| u).collect();
     assert_eq!(units, (0..4).map(unit).collect::<Vec<_>>());
 }
 
@@ -103,14 +85,8 @@ fn a_changed_units_per_file_is_refused() {
             store.append("t", 0, unit(n)).expect("append");
         }
     }
-    assert!(matches!(
-        ConsumeQueueStore::open(tmp.path(), 3),
-        Err(CqError::InvalidConfig(_))
-    ));
-    assert!(matches!(
-        ConsumeQueueStore::open(tmp.path(), 0),
-        Err(CqError::InvalidConfig(_))
-    ));
+    assert!(matches!(ConsumeQueueStore::open(tmp.path(), 3), Err(CqError::InvalidConfig(_))));
+    assert!(matches!(ConsumeQueueStore::open(tmp.path(), 0), Err(CqError::InvalidConfig(_))));
 }
 
 #[test]

@@ -44,12 +44,7 @@ impl CqUnit {
         let tag_hash = u64::from_le_bytes(u64b);
         u64b.copy_from_slice(&b[20..28]);
         let store_timestamp_ms = i64::from_le_bytes(u64b);
-        CqUnit {
-            position,
-            size,
-            tag_hash,
-            store_timestamp_ms,
-        }
+        CqUnit { position, size, tag_hash, store_timestamp_ms }
     }
 }
 

@@ -2,33 +2,44 @@
 
 use std::path::PathBuf;
 
-/// Why a message-index operation failed. The index is derived state: for `OpenPanicked` and
-/// `Corrupt` the cure is to delete the directory (or [`clear`](super::MessageIndex::clear)) and
-/// re-index from the log.
+/// Why a message-index operation failed.
+///
+/// The index is derived state. `Corrupt` means committed bytes fail their check; `Poisoned`
+/// means an earlier write or fsync failed and the files are in an unknown state. The cure for
+/// both is [`clear`](super::MessageIndex::clear) (or deleting the directory) and re-indexing
+/// the retained log; a reopen also cures `Poisoned`, since it rolls back to the last flush.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    #[error("cannot open the message index at {path}: {source}")]
-    Open {
+    #[error("message index I/O failed ({op} {path}): {source}")]
+    Io {
+        op: &'static str,
         path: PathBuf,
         #[source]
-        source: sled::Error,
+        source: std::io::Error,
     },
     #[error(
-        "sled panicked while opening the message index at {path}; delete the directory and rebuild the index from the log"
+        "cannot index the message at position {position}: its {field} is {len} (at most {max} fit the index format)"
     )]
-    OpenPanicked { path: PathBuf },
-    #[error("message index (sled) operation failed: {0}")]
-    Sled(#[from] sled::Error),
+    TooLong { position: u64, field: &'static str, len: usize, max: usize },
+    #[error("corrupt message index file {path} at byte {offset}: {reason}; rebuild the index from the log")]
+    Corrupt { path: PathBuf, offset: u64, reason: &'static str },
     #[error(
-        "cannot index the message at position {position}: its {field} is {len} (at most 65535 fit the key layout)"
+        "an earlier write or fsync of the message index failed, so its files are in an unknown state; reopen or clear it"
     )]
-    TooLong {
-        position: u64,
-        field: &'static str,
-        len: usize,
-    },
-    #[error(
-        "corrupt message index record for position {position}: {reason}; rebuild the index from the log"
-    )]
-    Corrupt { position: u64, reason: &'static str },
+    Poisoned,
+    #[error("the message index at {path} is open elsewhere (its lock file is held)")]
+    InUse { path: PathBuf },
+    #[error("invalid message index config: {0}")]
+    Config(&'static str),
+}
+
+impl IndexError {
+    pub(super) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> IndexError {
+        let path = path.into();
+        move |source| IndexError::Io { op, path, source }
+    }
+
+    pub(super) fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: &'static str) -> IndexError {
+        IndexError::Corrupt { path: path.into(), offset, reason }
+    }
 }

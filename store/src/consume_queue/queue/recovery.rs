@@ -21,12 +21,7 @@ impl Queue {
     /// Opens an existing queue directory, dropping whatever a crash left half written: a
     /// trailing partial unit, trailing all-zero units, and every segment after the first short
     /// or missing one (units must be contiguous).
-    pub(crate) fn open(
-        topic: &str,
-        queue_id: i32,
-        dir: PathBuf,
-        units_per_file: i64,
-    ) -> Result<Self, CqError> {
+    pub(crate) fn open(topic: &str, queue_id: i32, dir: PathBuf, units_per_file: i64) -> Result<Self, CqError> {
         let queue = Queue::new_empty(topic, queue_id, dir, units_per_file);
         let bases = queue.list_segments()?;
         let Some(&first) = bases.first() else {
@@ -84,8 +79,7 @@ impl Queue {
             return Ok((units, false));
         }
         tracing::warn!(queue = %self.name(), path = %path.display(), len, units, "cutting a torn consume queue tail");
-        file.set_len(to_u64(units * UNIT))
-            .map_err(|e| CqError::io(path, e))?;
+        file.set_len(to_u64(units * UNIT)).map_err(|e| CqError::io(path, e))?;
         Ok((units, true))
     }
 
@@ -129,10 +123,7 @@ fn last_nonzero_unit(file: &File, units: i64) -> io::Result<i64> {
         let start = end - n;
         let mut buf = vec![0u8; usize::try_from(n * UNIT).unwrap_or(0)];
         file.read_exact_at(&mut buf, to_u64(start * UNIT))?;
-        if let Some(i) = buf
-            .chunks_exact(UNIT_SIZE)
-            .rposition(|c| c.iter().any(|&b| b != 0))
-        {
+        if let Some(i) = buf.chunks_exact(UNIT_SIZE).rposition(|c| c.iter().any(|&b| b != 0)) {
             return Ok(start + i64::try_from(i).unwrap_or(0) + 1);
         }
         end = start;
