@@ -4,7 +4,7 @@
 //! The fixtures are produced by [`generate`]; `generated_fixtures_match_committed_bytes`
 //! regenerates them into a temporary directory and compares every byte, so an accidental
 //! format change fails here. After an intentional change, regenerate with
-//! `cargo test -p raftmq-store --test commitlog_20_recovery -- --ignored regenerate_fixtures`.
+//! `RAFTMQ_REGENERATE_FIXTURES=1 cargo test -p raftmq-store --test commitlog_20_recovery generated_fixtures`.
 
 mod commitlog_common;
 
@@ -106,14 +106,14 @@ fn fixture_copy(name: &str) -> TempDir {
     tmp
 }
 
-#[tokio::test]
-#[ignore = "rewrites tests/fixtures; run after an intentional format change"]
-async fn regenerate_fixtures() {
-    generate(&fixtures_root()).await;
-}
-
+/// Golden files: the generator must reproduce the committed fixtures byte for
+/// byte. After an intentional format change, run this test once with
+/// `RAFTMQ_REGENERATE_FIXTURES=1` to rewrite them, then review the diff.
 #[tokio::test]
 async fn generated_fixtures_match_committed_bytes() {
+    if std::env::var_os("RAFTMQ_REGENERATE_FIXTURES").is_some() {
+        generate(&fixtures_root()).await;
+    }
     let tmp = TempDir::new().unwrap();
     generate(tmp.path()).await;
     for name in FIXTURES {
