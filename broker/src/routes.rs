@@ -36,6 +36,11 @@ impl Routes {
         Self { group: group.to_string(), self_addr: self_addr.to_string(), namesrv }
     }
 
+    /// This node's broker group.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
     pub fn namesrv_clients(&self) -> &[NameServerClient<Channel>] {
         &self.namesrv
     }

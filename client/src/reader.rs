@@ -138,6 +138,76 @@ impl QueueReader {
     }
 }
 
+impl QueueReader {
+    /// Commits `consumer_group`'s offset (the next offset to consume) for one queue through the
+    /// v2 UpdateOffset RPC; the broker makes it a Raft entry. A replica is tried after another
+    /// only when the request certainly was not delivered (the connection failed, or the broker
+    /// answered that it has no leader, before proposing); any other failure is returned at once
+    /// and leaves the outcome unknown, so one call never applies twice.
+    pub async fn update_offset(
+        &self,
+        topic: &str,
+        group: &str,
+        queue: i32,
+        consumer_group: &str,
+        offset: i64,
+    ) -> Result<(), Error> {
+        let g = self.group(topic, group).await?;
+        let mut last = Error::NotFound(format!("group '{group}' has no live replica"));
+        for addr in addrs(&g) {
+            let mut c = self.cluster.messaging(&addr)?;
+            let mut req = tonic::Request::new(v2::UpdateOffsetRequest {
+                group: Some(v2::Resource { name: consumer_group.to_string(), ..Default::default() }),
+                message_queue: Some(mq(topic, group, queue)),
+                offset,
+            });
+            req.set_timeout(DEFAULT_TIMEOUT);
+            match c.update_offset(req).await {
+                Ok(r) => match Error::from_status(r.into_inner().status.as_ref()) {
+                    Err(e @ Error::Broker { code: v2::Code::HaNotAvailable, .. }) => last = e,
+                    other => return other,
+                },
+                Err(s) if s.code() == tonic::Code::Unavailable => last = Error::transport(&addr, s),
+                Err(s) => return Err(Error::transport(&addr, s)),
+            }
+        }
+        Err(last)
+    }
+
+    /// `consumer_group`'s committed offset for one queue (GetOffset), `None` if none is stored.
+    /// The answering replica reads what it has applied; the route's leader is asked first.
+    pub async fn get_offset(
+        &self,
+        topic: &str,
+        group: &str,
+        queue: i32,
+        consumer_group: &str,
+    ) -> Result<Option<i64>, Error> {
+        let g = self.group(topic, group).await?;
+        let mut last = Error::NotFound(format!("group '{group}' has no live replica"));
+        for addr in addrs(&g) {
+            let mut c = self.cluster.messaging(&addr)?;
+            let mut req = tonic::Request::new(v2::GetOffsetRequest {
+                group: Some(v2::Resource { name: consumer_group.to_string(), ..Default::default() }),
+                message_queue: Some(mq(topic, group, queue)),
+            });
+            req.set_timeout(DEFAULT_TIMEOUT);
+            match c.get_offset(req).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    return match Error::from_status(r.status.as_ref()) {
+                        Ok(()) => Ok(Some(r.offset)),
+                        Err(Error::Broker { code: v2::Code::NotFound, .. }) => Ok(None),
+                        Err(e) => Err(e),
+                    };
+                }
+                Err(s) => last = Error::transport(&addr, s),
+            }
+        }
+        Err(last)
+    }
+}
+
 fn pulled(m: v2::Message) -> PulledMessage {
     let sys = m.system_properties.unwrap_or_default();
     PulledMessage {

@@ -7,17 +7,19 @@
 //! how available it stayed during each fault; the report ([`report`]) turns that into
 //! `verdict.json` and an HTML page per run, and a summary across runs.
 //!
-//! The runner (processes in network namespaces, nemeses) and the workload clients are not
-//! here yet; they produce histories in this format. The outcome rules and anomaly definitions
-//! are in this crate's README.
+//! The runner ([`run`]) starts real broker processes in network namespaces, drives the
+//! workload's clients and a seeded nemesis, and writes histories in this format. The outcome
+//! rules and anomaly definitions are in this crate's README.
 //!
 //! # Layout
 //! - [`history`]: the JSONL format, [`history::HistoryWriter`], [`history::read_history`].
 //! - [`checker`]: [`checker::check`] and the anomaly families, one file each.
 //! - [`report`]: `verdict.json`, `index.html` with SVG plots, `summary.html`/`summary.json`.
+//! - [`run`]: `raftmq-jepsen run`: network namespaces, processes, nemeses, the workload.
 //! - [`run_info`]: `run.json`, the run's seed, versions and nemeses.
 
 pub mod checker;
 pub mod history;
 pub mod report;
+pub mod run;
 pub mod run_info;

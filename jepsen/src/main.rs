@@ -2,6 +2,10 @@
 //!
 //! - `raftmq-jepsen check <run-dir>`: writes `verdict.json` and `index.html`, prints a one-line
 //!   verdict; exit 0 valid, 1 invalid, 2 if the run could not be checked.
+//! - `raftmq-jepsen run [--quick] [--seed S] [--nemesis a,b] [--out DIR]`: runs a cluster in
+//!   network namespaces under a fault schedule, writes the run directory and checks it; exit 0
+//!   valid, 1 invalid, 2 if the run could not be completed (as root; see the README).
+//! - `raftmq-jepsen cleanup`: removes namespaces, links and processes left by crashed runs.
 //! - `raftmq-jepsen summarize <dir>`: checks every run directory under `dir`, writes
 //!   `summary.json` and `summary.html`; exit 0 if every run is valid, 1 otherwise, 2 on error.
 
@@ -10,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use raftmq_jepsen::report;
+use raftmq_jepsen::run::{self, RunArgs};
 
 #[derive(Parser)]
 #[command(name = "raftmq-jepsen", about = "raftmq fault testing: check histories, write reports")]
@@ -18,10 +23,12 @@ struct Cli {
     cmd: Cmd,
 }
 
-// The runner (`run`: start the cluster in network namespaces, drive the workload, inject the
-// nemesis schedule, write the run directory) joins this enum when it exists.
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run a cluster in network namespaces under a seeded fault schedule, then check it.
+    Run(Box<RunArgs>),
+    /// Remove what crashed runs left behind (namespaces, links, processes), by run id.
+    Cleanup,
     /// Check one run directory (holding history.jsonl) and write its report.
     Check { run_dir: PathBuf },
     /// Check every run directory under DIR and write summary.json and summary.html there.
@@ -30,6 +37,28 @@ enum Cmd {
 
 fn main() -> ExitCode {
     match Cli::parse().cmd {
+        Cmd::Run(args) => match runtime().map_err(run::RunError::Io).and_then(|rt| rt.block_on(run::run(*args))) {
+            Ok(run) => {
+                println!("{}: {}", run.name, run.verdict.one_line());
+                println!("report: {}", run.dir.join("index.html").display());
+                if run.verdict.valid { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            }
+            Err(e) => {
+                eprintln!("raftmq-jepsen run: {e}");
+                ExitCode::from(if matches!(e, run::RunError::Interrupted) { 130 } else { 2 })
+            }
+        },
+        Cmd::Cleanup => match runtime() {
+            Ok(rt) => {
+                let ids = rt.block_on(run::registry::cleanup_leftovers());
+                println!("cleaned run ids: {ids:?}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("raftmq-jepsen cleanup: {e}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Check { run_dir } => match report::report_run(&run_dir) {
             Ok(run) => {
                 println!("{}: {}", run.name, run.verdict.one_line());
@@ -60,4 +89,8 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }

@@ -34,9 +34,11 @@ pub struct MessagingServiceImpl {
     pub(crate) routes: Routes,
     pub(crate) self_addr: String,
     pub(crate) max_body_bytes: usize,
+    /// This replica's broker group (receipt handles name it).
+    pub(crate) group: String,
     batcher: SendBatcher,
     clients: ClientRegistry,
-    policy: ServerPolicy,
+    pub(crate) policy: ServerPolicy,
     round_robin: AtomicU32,
 }
 
@@ -52,13 +54,14 @@ impl MessagingServiceImpl {
         Self {
             shared,
             proposer,
-            routes,
             self_addr: self_addr.to_string(),
             max_body_bytes,
+            group: routes.group().to_string(),
             batcher,
             clients: ClientRegistry::default(),
             policy: ServerPolicy { max_body_bytes, ..ServerPolicy::default() },
             round_robin: AtomicU32::new(0),
+            routes,
         }
     }
 
@@ -174,7 +177,7 @@ impl MessagingServiceImpl {
         }
     }
 
-    fn group_name(g: Option<&v2::Resource>) -> Result<String, ApiError> {
+    pub(crate) fn group_name(g: Option<&v2::Resource>) -> Result<String, ApiError> {
         match g.map(|g| g.name.trim()) {
             Some(n) if !n.is_empty() => Ok(n.to_string()),
             _ => Err(ApiError::new(Code::IllegalConsumerGroup, "consumer group is required")),
@@ -200,7 +203,7 @@ fn status(r: Result<(), &ApiError>) -> Option<V2Status> {
 
 fn unimplemented(rpc: &str) -> Status {
     Status::unimplemented(format!(
-        "{rpc} is not implemented by this raftmq version yet (pop consumption, telemetry and transactions come with the full v2 API)"
+        "{rpc} is not implemented by this raftmq version yet (transactions, recall, assignments and dead-letter forwarding come with the full v2 API)"
     ))
 }
 
@@ -327,23 +330,87 @@ impl MessagingService for MessagingServiceImpl {
 
     async fn receive_message(
         &self,
-        _r: Request<v2::ReceiveMessageRequest>,
+        request: Request<v2::ReceiveMessageRequest>,
     ) -> Result<Response<Self::ReceiveMessageStream>, Status> {
-        Err(unimplemented("ReceiveMessage"))
+        use v2::receive_message_response::Content;
+        let deadline = deadline_of(&request);
+        let req = request.into_inner();
+        let items: Vec<Content> = match self.receive(&req, deadline).await {
+            Err(e) => vec![Content::Status(e.status())],
+            Ok(msgs) => {
+                let head = if msgs.is_empty() {
+                    V2Status { code: Code::MessageNotFound as i32, message: "no new messages".into() }
+                } else {
+                    ok_status()
+                };
+                std::iter::once(Content::Status(head))
+                    .chain(msgs.into_iter().map(Content::Message))
+                    .chain(std::iter::once(Content::DeliveryTimestamp(convert::ms_to_ts(now_ms()))))
+                    .collect()
+            }
+        };
+        let stream =
+            futures::stream::iter(items.into_iter().map(|c| Ok(v2::ReceiveMessageResponse { content: Some(c) })));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn ack_message(
         &self,
-        _r: Request<v2::AckMessageRequest>,
+        request: Request<v2::AckMessageRequest>,
     ) -> Result<Response<v2::AckMessageResponse>, Status> {
-        Err(unimplemented("AckMessage"))
+        let deadline = deadline_of(&request);
+        let req = request.into_inner();
+        let resp = match self.ack(&req, deadline).await {
+            Err(e) => v2::AckMessageResponse {
+                status: status(Err(&e)),
+                // The Rust client reads entries[0]: answer one per entry, at least one.
+                entries: (0..req.entries.len().max(1))
+                    .map(|i| v2::AckMessageResultEntry {
+                        message_id: req.entries.get(i).map(|e| e.message_id.clone()).unwrap_or_default(),
+                        receipt_handle: req.entries.get(i).map(|e| e.receipt_handle.clone()).unwrap_or_default(),
+                        status: status(Err(&e)),
+                    })
+                    .collect(),
+            },
+            Ok(results) => {
+                let failed: Vec<&ApiError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+                let top = match (failed.len(), results.len()) {
+                    (0, _) => ok_status(),
+                    (1, 1) => failed[0].status(),
+                    _ => V2Status {
+                        code: Code::MultipleResults as i32,
+                        message: format!("{} of {} acks failed", failed.len(), results.len()),
+                    },
+                };
+                v2::AckMessageResponse {
+                    status: Some(top),
+                    entries: req
+                        .entries
+                        .iter()
+                        .zip(&results)
+                        .map(|(e, r)| v2::AckMessageResultEntry {
+                            message_id: e.message_id.clone(),
+                            receipt_handle: e.receipt_handle.clone(),
+                            status: status(r.as_ref().map(|_| ())),
+                        })
+                        .collect(),
+                }
+            }
+        };
+        Ok(Response::new(resp))
     }
 
     async fn change_invisible_duration(
         &self,
-        _r: Request<v2::ChangeInvisibleDurationRequest>,
+        request: Request<v2::ChangeInvisibleDurationRequest>,
     ) -> Result<Response<v2::ChangeInvisibleDurationResponse>, Status> {
-        Err(unimplemented("ChangeInvisibleDuration"))
+        let deadline = deadline_of(&request);
+        let req = request.into_inner();
+        let resp = match self.change_invisible(&req, deadline).await {
+            Ok(handle) => v2::ChangeInvisibleDurationResponse { status: Some(ok_status()), receipt_handle: handle },
+            Err(e) => v2::ChangeInvisibleDurationResponse { status: Some(e.status()), receipt_handle: String::new() },
+        };
+        Ok(Response::new(resp))
     }
 
     async fn forward_message_to_dead_letter_queue(

@@ -1,15 +1,18 @@
 //! gRPC services. Handlers stay thin: decode, call the domain, encode.
 //!
 //! - [`messaging`]: `apache.rocketmq.v2.MessagingService` (clients).
+//! - [`consume`] and [`receipt`]: pop consumption (receive, ack, invisible time) and receipt handles.
 //! - [`convert`]: v2 wire messages ↔ stored messages.
 //! - [`forward`]: follower → leader proposals.
 //! - [`telemetry`]: the settings exchange and server-to-client command stream.
 //! - [`admin`]: topics, group status, membership, leader transfer.
 
 pub mod admin;
+pub mod consume;
 pub mod convert;
 pub mod forward;
 pub mod messaging;
+pub mod receipt;
 pub mod telemetry;
 
 use std::time::Duration;

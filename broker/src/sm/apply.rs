@@ -14,6 +14,7 @@ use raftmq_store::consume_queue::{CqUnit, tag_hash};
 use raftmq_store::index::IndexEntry;
 
 use super::Shared;
+use super::pop;
 use super::state::Meta;
 use crate::cmd::{self, Command, DecodedBatch};
 use crate::topic::validate_topic_config;
@@ -44,7 +45,8 @@ pub(super) fn apply_normal(
     };
     match command {
         Command::Batches(batches) => apply_batches(shared, meta, index, batches, index_out),
-        Command::Meta(m) => Ok(apply_meta(shared, meta, m)),
+        Command::Meta(MetaCommand { cmd: Some(meta_command::Cmd::Pop(p)) }) => pop::apply_pop(shared, meta, index, p),
+        Command::Meta(m) => Ok(apply_meta(shared, meta, index, m)),
     }
 }
 
@@ -155,8 +157,12 @@ fn writable(permission: i32) -> bool {
     permission == Permission::Write as i32 || permission == Permission::ReadWrite as i32
 }
 
-fn apply_meta(shared: &Shared, meta: &mut Meta, m: MetaCommand) -> command_reply::Result {
+fn apply_meta(shared: &Shared, meta: &mut Meta, index: u64, m: MetaCommand) -> command_reply::Result {
     match m.cmd {
+        // Pops read the consume queue and are dispatched before this (they can fail on I/O).
+        Some(meta_command::Cmd::Pop(_)) => error_reply(Code::InternalError, "pop dispatched as meta".into()),
+        Some(meta_command::Cmd::Ack(a)) => pop::apply_ack(meta, a.targets),
+        Some(meta_command::Cmd::ChangeInvisible(c)) => pop::apply_change_invisible(meta, index, c),
         Some(meta_command::Cmd::CreateTopic(t)) => {
             if let Err(e) = validate_topic_config(&t) {
                 return error_reply(e.code(), e.to_string());
@@ -173,6 +179,7 @@ fn apply_meta(shared: &Shared, meta: &mut Meta, m: MetaCommand) -> command_reply
                 return error_reply(Code::TopicNotFound, format!("topic '{name}' does not exist"));
             }
             meta.offsets.retain(|(_, t, _), _| *t != name);
+            meta.pop.retain(|(_, t, _), _| *t != name);
             if let Err(e) = shared.cq.delete_topic(&name) {
                 // The config is gone either way; stale queue files are only disk.
                 tracing::warn!(topic = %name, "deleting consume queues failed: {e}");

@@ -20,6 +20,7 @@
 pub mod apply;
 pub mod checkpoint;
 pub mod index_writer;
+pub mod pop;
 pub mod state;
 
 use std::io;

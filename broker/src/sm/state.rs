@@ -9,6 +9,8 @@ use raftmq_proto::broker::{Checkpoint, OffsetUpdate, QueueNext, TopicConfig};
 use raftmq_raft::pb as conv;
 use raftmq_raft::{LogId, StoredMembership};
 
+use super::pop::{PopKey, PopQueueState};
+
 /// (consumer group, topic, queue id)
 pub type OffsetKey = (String, String, i32);
 
@@ -20,6 +22,8 @@ pub struct Meta {
     pub membership: StoredMembership,
     /// CommitLog position right after the last applied record.
     pub next_position: u64,
+    /// Pop consumption progress per (consumer group, topic, queue).
+    pub pop: BTreeMap<PopKey, PopQueueState>,
 }
 
 impl Meta {
@@ -40,6 +44,7 @@ impl Meta {
             consumer_offsets: offsets,
             queues,
             next_position: self.next_position,
+            pop_queues: self.pop.iter().map(|(k, st)| st.to_pb(k)).collect(),
         }
     }
 
@@ -58,6 +63,7 @@ impl Meta {
             last_applied: conv::opt_log_id_from_pb(c.last_applied.as_ref()),
             membership: StoredMembership::new(conv::opt_log_id_from_pb(c.membership_log_id.as_ref()), membership),
             next_position: c.next_position,
+            pop: c.pop_queues.iter().map(PopQueueState::from_pb).collect(),
         })
     }
 }

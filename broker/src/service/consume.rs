@@ -1,0 +1,253 @@
+//! Pop consumption over the v2 API: ReceiveMessage, AckMessage and
+//! ChangeInvisibleDuration. Every state change is a Raft command (see
+//! `sm/pop.rs`); this module validates input, picks queues, long-polls and
+//! turns results into wire messages.
+
+use std::time::Duration;
+
+use raftmq_proto::broker::{
+    AckBatch, ChangeInvisible, MetaCommand, Pop, PopTarget, Popped, StoredMessage, command_reply, meta_command,
+};
+use raftmq_proto::rocketmq::v2::{self as v2, Code};
+use tokio::time::Instant;
+
+use super::messaging::{MessagingServiceImpl, now_ms};
+use super::{convert, receipt};
+use crate::cmd;
+use crate::error::ApiError;
+use crate::sm::pop::dlq_topic;
+
+pub const MIN_INVISIBLE: Duration = Duration::from_secs(1);
+pub const MAX_INVISIBLE: Duration = Duration::from_secs(12 * 3600);
+/// Push consumers (auto_renew) send no invisible time; the server picks this.
+pub const DEFAULT_INVISIBLE: Duration = Duration::from_secs(60);
+pub const MAX_POLL: Duration = Duration::from_secs(20);
+/// How often a long poll re-checks for deliveries whose invisible time ran out.
+const EXPIRY_RECHECK: Duration = Duration::from_millis(200);
+
+fn to_duration(d: &prost_types::Duration) -> Option<Duration> {
+    (d.seconds >= 0 && d.nanos >= 0).then(|| Duration::new(d.seconds as u64, d.nanos as u32))
+}
+
+fn invisible(d: Option<&prost_types::Duration>, auto_renew: bool) -> Result<Duration, ApiError> {
+    let bad = |what: String| ApiError::new(Code::IllegalInvisibleTime, what);
+    match d {
+        None if auto_renew => Ok(DEFAULT_INVISIBLE),
+        None => Err(bad("invisible_duration is required when auto_renew is off".into())),
+        Some(d) => {
+            let d = to_duration(d).ok_or_else(|| bad("invisible_duration is negative".into()))?;
+            if d < MIN_INVISIBLE || d > MAX_INVISIBLE {
+                return Err(bad(format!("invisible_duration {d:?} is outside [{MIN_INVISIBLE:?}, {MAX_INVISIBLE:?}]")));
+            }
+            Ok(d)
+        }
+    }
+}
+
+impl MessagingServiceImpl {
+    /// Pops up to `batch` messages across the topic's queues on this group,
+    /// long-polling until `poll_until` when there are none.
+    pub(crate) async fn receive(
+        &self,
+        req: &v2::ReceiveMessageRequest,
+        deadline: Instant,
+    ) -> Result<Vec<v2::Message>, ApiError> {
+        let group = Self::group_name(req.group.as_ref())?;
+        let mq = req.message_queue.as_ref().ok_or_else(|| ApiError::bad_request("message_queue is required"))?;
+        let topic = mq.topic.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+        let queues = self.shared.meta().topics.get(&topic).map(|t| t.queue_count).ok_or_else(|| {
+            ApiError::new(Code::TopicNotFound, format!("topic '{topic}' does not exist on this broker group"))
+        })?;
+        let invisible = invisible(req.invisible_duration.as_ref(), req.auto_renew)?;
+        let tags = match &req.filter_expression {
+            Some(f) if f.r#type == v2::FilterType::Sql as i32 => {
+                return Err(ApiError::new(Code::IllegalFilterExpression, "SQL92 filters are not supported yet"));
+            }
+            Some(f) => tag_list(&f.expression)?,
+            None => Vec::new(),
+        };
+        let poll = match &req.long_polling_timeout {
+            Some(d) => to_duration(d)
+                .ok_or_else(|| ApiError::new(Code::IllegalPollingTime, "long_polling_timeout is negative"))?,
+            None => MAX_POLL,
+        };
+        // End the poll before the caller's deadline: the Rust client sets its
+        // gRPC deadline equal to the long-polling timeout.
+        let poll_until = (Instant::now() + poll.min(MAX_POLL)).min(deadline);
+        let batch = if req.batch_size <= 0 { 32 } else { req.batch_size.min(1024) } as usize;
+        let mut applied = self.shared.subscribe_applied();
+        loop {
+            let mut out = Vec::new();
+            for q in 0..queues as i32 {
+                if out.len() >= batch || !self.pop_may_find(&group, &topic, q) {
+                    continue;
+                }
+                let pop = Pop {
+                    group: group.clone(),
+                    topic: topic.clone(),
+                    queue_id: q,
+                    max: (batch - out.len()) as i32,
+                    now_ms: now_ms(),
+                    invisible_ms: invisible.as_millis() as i64,
+                    tags: tags.clone(),
+                    max_attempts: self.policy.max_delivery_attempts,
+                };
+                let reply =
+                    self.proposer.propose(cmd::encode_meta(&meta(meta_command::Cmd::Pop(pop))), deadline).await?;
+                match reply.result {
+                    Some(command_reply::Result::Pop(p)) => out.extend(self.deliver(&group, &topic, q, &p.popped)?),
+                    Some(command_reply::Result::Error(e)) => return Err(ApiError::from_reply(&e)),
+                    _ => return Err(ApiError::internal("unexpected reply to a pop")),
+                }
+            }
+            if !out.is_empty() || Instant::now() >= poll_until {
+                return Ok(out);
+            }
+            let wake = poll_until.min(Instant::now() + EXPIRY_RECHECK);
+            let _ = tokio::time::timeout_at(wake, applied.changed()).await;
+        }
+    }
+
+    /// A cheap local check so an empty poll does not write a Raft entry: are
+    /// there undelivered messages, or deliveries whose invisible time ran out?
+    fn pop_may_find(&self, group: &str, topic: &str, queue: i32) -> bool {
+        let end = self.shared.cq.max_offset(topic, queue);
+        let meta = self.shared.meta();
+        match meta.pop.get(&(group.to_string(), topic.to_string(), queue)) {
+            None => end > self.shared.cq.min_offset(topic, queue),
+            Some(st) => st.next < end || st.inflight.values().any(|i| i.deadline_ms <= now_ms()),
+        }
+    }
+
+    fn deliver(&self, group: &str, topic: &str, queue: i32, popped: &[Popped]) -> Result<Vec<v2::Message>, ApiError> {
+        let mut out = Vec::with_capacity(popped.len());
+        for p in popped {
+            let units =
+                self.shared.cq.read(topic, queue, p.offset, 1).map_err(|e| ApiError::internal(e.to_string()))?;
+            let Some((_, unit)) = units.first() else { continue };
+            let raw = self
+                .shared
+                .log
+                .read_bytes(unit.position, unit.size as usize)
+                .map_err(|e| ApiError::internal(format!("CommitLog read failed: {e}")))?;
+            let mut stored = <StoredMessage as prost::Message>::decode(raw)
+                .map_err(|e| ApiError::internal(format!("stored message is corrupt: {e}")))?;
+            stored.reconsume_times = p.attempt - 1;
+            if topic == dlq_topic(group) {
+                stored.topic = topic.to_string();
+            }
+            let target = PopTarget {
+                group: group.to_string(),
+                topic: topic.to_string(),
+                queue_id: queue,
+                offset: p.offset,
+                epoch: p.epoch,
+            };
+            let mut m = convert::to_delivered(stored, p.offset, &self.self_addr);
+            if let Some(sys) = m.system_properties.as_mut() {
+                sys.receipt_handle = Some(receipt::encode(&self.group, &target));
+            }
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    fn target(&self, group: &str, handle: &str) -> Result<PopTarget, ApiError> {
+        let (broker_group, t) = receipt::decode(handle)?;
+        if broker_group != self.group {
+            return Err(ApiError::new(
+                Code::InvalidReceiptHandle,
+                format!("the receipt handle belongs to broker group '{broker_group}', not '{}'", self.group),
+            ));
+        }
+        if t.group != group {
+            return Err(ApiError::new(
+                Code::InvalidReceiptHandle,
+                "the receipt handle belongs to another consumer group",
+            ));
+        }
+        Ok(t)
+    }
+
+    /// One result per entry, in order.
+    pub(crate) async fn ack(
+        &self,
+        req: &v2::AckMessageRequest,
+        deadline: Instant,
+    ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
+        let group = Self::group_name(req.group.as_ref())?;
+        if req.entries.is_empty() {
+            return Err(ApiError::bad_request("AckMessage carries no entries"));
+        }
+        let parsed: Vec<Result<PopTarget, ApiError>> =
+            req.entries.iter().map(|e| self.target(&group, &e.receipt_handle)).collect();
+        let targets: Vec<PopTarget> = parsed.iter().filter_map(|t| t.as_ref().ok().cloned()).collect();
+        let mut results = Vec::new().into_iter();
+        if !targets.is_empty() {
+            let reply = self
+                .proposer
+                .propose(cmd::encode_meta(&meta(meta_command::Cmd::Ack(AckBatch { targets }))), deadline)
+                .await?;
+            match reply.result {
+                Some(command_reply::Result::Ack(a)) => results = a.results.into_iter(),
+                Some(command_reply::Result::Error(e)) => return Err(ApiError::from_reply(&e)),
+                _ => return Err(ApiError::internal("unexpected reply to an ack")),
+            }
+        }
+        Ok(parsed
+            .into_iter()
+            .map(|p| {
+                p.and_then(|_| match results.next() {
+                    Some(e) if e.code == Code::Ok as i32 => Ok(()),
+                    Some(e) => Err(ApiError::from_reply(&e)),
+                    None => Err(ApiError::internal("missing ack result")),
+                })
+            })
+            .collect())
+    }
+
+    /// The new receipt handle.
+    pub(crate) async fn change_invisible(
+        &self,
+        req: &v2::ChangeInvisibleDurationRequest,
+        deadline: Instant,
+    ) -> Result<String, ApiError> {
+        let group = Self::group_name(req.group.as_ref())?;
+        let target = self.target(&group, &req.receipt_handle)?;
+        let d = req
+            .invisible_duration
+            .as_ref()
+            .and_then(to_duration)
+            .ok_or_else(|| ApiError::new(Code::IllegalInvisibleTime, "invisible_duration is required"))?;
+        if d > MAX_INVISIBLE {
+            return Err(ApiError::new(
+                Code::IllegalInvisibleTime,
+                format!("invisible_duration {d:?} is above {MAX_INVISIBLE:?}"),
+            ));
+        }
+        let c = ChangeInvisible { target: Some(target.clone()), now_ms: now_ms(), invisible_ms: d.as_millis() as i64 };
+        let reply =
+            self.proposer.propose(cmd::encode_meta(&meta(meta_command::Cmd::ChangeInvisible(c))), deadline).await?;
+        match reply.result {
+            Some(command_reply::Result::Pop(p)) => {
+                let epoch =
+                    p.popped.first().map(|p| p.epoch).ok_or_else(|| ApiError::internal("empty change result"))?;
+                Ok(receipt::encode(&self.group, &PopTarget { epoch, ..target }))
+            }
+            Some(command_reply::Result::Error(e)) => Err(ApiError::from_reply(&e)),
+            _ => Err(ApiError::internal("unexpected reply to a change of invisible time")),
+        }
+    }
+}
+
+fn meta(cmd: meta_command::Cmd) -> MetaCommand {
+    MetaCommand { cmd: Some(cmd) }
+}
+
+/// `*`/empty → all; `a||b` → those tags.
+fn tag_list(expr: &str) -> Result<Vec<String>, ApiError> {
+    match crate::reader::TagFilter::parse(expr)? {
+        crate::reader::TagFilter::All => Ok(Vec::new()),
+        crate::reader::TagFilter::Tags(t) => Ok(t.into_iter().map(|(_, s)| s).collect()),
+    }
+}

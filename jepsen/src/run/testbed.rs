@@ -1,0 +1,240 @@
+//! [`Testbed`]: the running cluster and its verbs (`start`, `leader`, `kill`, `restart`,
+//! `pause`, `resume`, `isolate`, `heal`), shared by the nemesis and the runner.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use raftmq_client::Cluster;
+use raftmq_proto::broker::NodeStatusRequest;
+
+use super::net::{Member, Topology};
+use super::procs::{self, Launch};
+use super::registry::{self, Record};
+
+/// The broker group every node belongs to.
+pub const GROUP: &str = "broker-a";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    Up,
+    Killed,
+    Paused,
+}
+
+pub struct Settings {
+    pub broker_bin: PathBuf,
+    pub namesrv_bin: PathBuf,
+    pub run_dir: PathBuf,
+    pub durability: String,
+}
+
+pub struct Testbed {
+    pub topo: Topology,
+    settings: Settings,
+    /// Admin calls (leader lookup); the workload has its own clients.
+    admin: Cluster,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Index 0 is the nameserver, then brokers 1..=n.
+    pids: Vec<Option<i32>>,
+    nodes: Vec<NodeState>,
+    record: Record,
+}
+
+impl Testbed {
+    pub fn new(topo: Topology, settings: Settings) -> Result<Self, String> {
+        let admin = Cluster::new(&[topo.namesrv_addr()]).map_err(|e| e.to_string())?;
+        let record = Record {
+            id: topo.id,
+            nodes: topo.nodes,
+            runner_pid: std::process::id() as i32,
+            run_dir: settings.run_dir.clone(),
+            procs: Vec::new(),
+        };
+        record.save()?;
+        let n = topo.nodes;
+        Ok(Self {
+            topo,
+            settings,
+            admin,
+            state: Mutex::new(State { pids: vec![None; n + 1], nodes: vec![NodeState::Up; n], record }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn node_name(i: usize) -> String {
+        format!("n{i}")
+    }
+
+    pub fn broker_launch(&self, i: usize) -> Launch {
+        let t = &self.topo;
+        let dir = &self.settings.run_dir;
+        let mut args = vec![
+            "--group".to_string(),
+            GROUP.into(),
+            "--node-id".into(),
+            i.to_string(),
+            "--listen".into(),
+            t.broker_addr(i),
+            "--advertise".into(),
+            t.broker_addr(i),
+            "--data-dir".into(),
+            dir.join("data").join(Self::node_name(i)).display().to_string(),
+            "--namesrv".into(),
+            t.namesrv_addr(),
+            "--durability".into(),
+            self.settings.durability.clone(),
+        ];
+        for m in 1..=t.nodes {
+            args.push("--member".into());
+            args.push(format!("{m}={}", t.broker_addr(m)));
+        }
+        Launch {
+            ns: t.ns(Member::Broker(i)),
+            binary: self.settings.broker_bin.clone(),
+            args,
+            pidfile: dir.join("pids").join(format!("{}.pid", Self::node_name(i))),
+            log: dir.join("logs").join(format!("{}.log", Self::node_name(i))),
+        }
+    }
+
+    pub fn namesrv_launch(&self) -> Launch {
+        let dir = &self.settings.run_dir;
+        Launch {
+            ns: self.topo.ns(Member::Namesrv),
+            binary: self.settings.namesrv_bin.clone(),
+            args: vec!["--listen".into(), self.topo.namesrv_addr(), "--broker-expiry-ms".into(), "5000".into()],
+            pidfile: dir.join("pids").join("namesrv.pid"),
+            log: dir.join("logs").join("namesrv.log"),
+        }
+    }
+
+    async fn spawn(&self, slot: usize, launch: Launch) -> Result<(), String> {
+        let pid = launch.spawn().await?;
+        let mut s = self.lock();
+        s.pids[slot] = Some(pid);
+        s.record.procs.push((pid, launch.binary.clone()));
+        s.record.save()
+    }
+
+    /// Starts the nameserver and every broker.
+    pub async fn start(&self) -> Result<(), String> {
+        std::fs::create_dir_all(self.settings.run_dir.join("pids")).map_err(|e| e.to_string())?;
+        self.spawn(0, self.namesrv_launch()).await?;
+        for i in 1..=self.topo.nodes {
+            self.spawn(i, self.broker_launch(i)).await?;
+        }
+        Ok(())
+    }
+
+    pub fn state(&self, i: usize) -> NodeState {
+        self.lock().nodes[i - 1]
+    }
+
+    /// The leader as the replicas see it: the node claiming leadership with the highest term,
+    /// among the nodes that answer within 1 s. `None` while there is none (or none reachable).
+    pub async fn leader(&self) -> Option<usize> {
+        let mut best: Option<(u64, usize)> = None;
+        let asks = (1..=self.topo.nodes).filter(|i| self.state(*i) == NodeState::Up).map(|i| async move {
+            let mut admin = self.admin.admin(&self.topo.broker_addr(i)).ok()?;
+            let mut req = tonic::Request::new(NodeStatusRequest {});
+            req.set_timeout(Duration::from_secs(1));
+            let resp = tokio::time::timeout(Duration::from_millis(1500), admin.node_status(req)).await.ok()?.ok()?;
+            let me = resp.into_inner().self_?;
+            (me.role == "leader").then_some((me.term, i))
+        });
+        for (term, i) in futures::future::join_all(asks).await.into_iter().flatten() {
+            if best.is_none_or(|(t, _)| term > t) {
+                best = Some((term, i));
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
+    /// Waits up to `limit` for a leader.
+    pub async fn wait_for_leader(&self, limit: Duration) -> Option<usize> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(l) = self.leader().await {
+                return Some(l);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn kill(&self, i: usize) -> Result<(), String> {
+        let pid = self.lock().pids[i].ok_or(format!("n{i} has no process"))?;
+        procs::kill_and_wait(pid, &self.settings.broker_bin).await;
+        let mut s = self.lock();
+        s.pids[i] = None;
+        s.nodes[i - 1] = NodeState::Killed;
+        Ok(())
+    }
+
+    /// Restarts a killed node on its data dir.
+    pub async fn restart(&self, i: usize) -> Result<(), String> {
+        self.spawn(i, self.broker_launch(i)).await?;
+        self.lock().nodes[i - 1] = NodeState::Up;
+        Ok(())
+    }
+
+    fn signal(&self, i: usize, sig: i32, then: NodeState) -> Result<(), String> {
+        let mut s = self.lock();
+        let pid = s.pids[i].ok_or(format!("n{i} has no process"))?;
+        if !procs::signal(pid, &self.settings.broker_bin, sig) {
+            return Err(format!("n{i} (pid {pid}) is not running"));
+        }
+        s.nodes[i - 1] = then;
+        Ok(())
+    }
+
+    pub fn pause(&self, i: usize) -> Result<(), String> {
+        self.signal(i, libc::SIGSTOP, NodeState::Paused)
+    }
+
+    pub fn resume(&self, i: usize) -> Result<(), String> {
+        self.signal(i, libc::SIGCONT, NodeState::Up)
+    }
+
+    /// Makes broker `i` drop all traffic to and from the brokers in `from`.
+    pub fn isolate(&self, i: usize, from: &[usize]) -> Result<(), String> {
+        let peers: Vec<Member> = from.iter().map(|p| Member::Broker(*p)).collect();
+        self.topo.nft_apply(Member::Broker(i), &self.topo.isolate_script(&peers))
+    }
+
+    /// Removes every network fault from every broker.
+    pub fn heal_network(&self) {
+        for i in 1..=self.topo.nodes {
+            self.topo.nft_heal(Member::Broker(i));
+        }
+    }
+
+    /// Heals everything: network, paused and killed nodes.
+    pub async fn heal_all(&self) -> Result<(), String> {
+        self.heal_network();
+        for i in 1..=self.topo.nodes {
+            match self.state(i) {
+                NodeState::Up => {}
+                NodeState::Paused => self.resume(i)?,
+                NodeState::Killed => self.restart(i).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills every process started and deletes the network.
+    pub async fn destroy(&self) {
+        let record = self.lock().record.clone();
+        registry::destroy(&self.topo, &record.procs).await;
+        record.remove();
+    }
+}
