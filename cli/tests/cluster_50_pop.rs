@@ -108,3 +108,56 @@ async fn receive_ack_redeliver_and_survive_failover() {
     assert_eq!(ack(&mut c, &[&changed.receipt_handle]).await.status.unwrap().code, Code::Ok as i32);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_forwarding_and_assignments() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = DevCluster::three_replicas(dir.path(), 21_681).await.unwrap();
+    let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).unwrap();
+    client.create_topic("t", 2, &[]).await.unwrap();
+    let producer = Producer::new(client.clone());
+    let id = producer.send(Message::new("t", "poison")).await.unwrap().message_id;
+    let addr = cluster.nodes[0][0].as_ref().unwrap().addr.clone();
+    let mut c = client.messaging(&addr).unwrap();
+
+    let assign = v2::QueryAssignmentRequest { topic: res("t"), group: res("cg"), endpoints: None };
+    let a = c.query_assignment(assign).await.unwrap().into_inner();
+    assert_eq!(a.status.unwrap().code, Code::Ok as i32);
+    assert_eq!(a.assignments.len(), 1);
+    let mq = a.assignments[0].message_queue.as_ref().unwrap();
+    assert_eq!((mq.id, mq.broker.as_ref().unwrap().name.as_str()), (-1, "broker-a"));
+
+    let got = receive(&mut c, 30).await;
+    assert_eq!(got.len(), 1);
+    let fwd = v2::ForwardMessageToDeadLetterQueueRequest {
+        group: res("cg"),
+        topic: res("t"),
+        receipt_handle: got[0].1.clone(),
+        message_id: id.clone(),
+        ..Default::default()
+    };
+    let r = c.forward_message_to_dead_letter_queue(fwd.clone()).await.unwrap().into_inner();
+    assert_eq!(r.status.unwrap().code, Code::Ok as i32);
+    // The same handle cannot move it twice; the message is consumed.
+    let again = c.forward_message_to_dead_letter_queue(fwd).await.unwrap().into_inner();
+    assert_eq!(again.status.unwrap().code, Code::InvalidReceiptHandle as i32);
+    assert!(receive(&mut c, 30).await.is_empty());
+
+    // It now sits in %DLQ%cg, readable by offset.
+    let pull = v2::PullMessageRequest {
+        group: res("reader"),
+        message_queue: Some(v2::MessageQueue { topic: res("%DLQ%cg"), id: 0, ..Default::default() }),
+        offset: 0,
+        batch_size: 10,
+        ..Default::default()
+    };
+    let mut stream = c.pull_message(pull).await.unwrap().into_inner();
+    let mut ids = Vec::new();
+    while let Some(item) = stream.message().await.unwrap() {
+        if let Some(v2::pull_message_response::Content::Message(m)) = item.content {
+            ids.push(m.system_properties.unwrap().message_id);
+        }
+    }
+    assert_eq!(ids, vec![id]);
+    cluster.shutdown().await;
+}

@@ -240,6 +240,26 @@ impl MessagingServiceImpl {
     }
 }
 
+impl MessagingServiceImpl {
+    /// ForwardMessageToDeadLetterQueue: the delivery named by the handle goes
+    /// to `%DLQ%{group}` and counts as consumed.
+    pub(crate) async fn forward_to_dlq(
+        &self,
+        req: &v2::ForwardMessageToDeadLetterQueueRequest,
+        deadline: Instant,
+    ) -> Result<(), ApiError> {
+        let group = Self::group_name(req.group.as_ref())?;
+        let target = self.target(&group, &req.receipt_handle)?;
+        let reply =
+            self.proposer.propose(cmd::encode_meta(&meta(meta_command::Cmd::DeadLetter(target))), deadline).await?;
+        match reply.result {
+            Some(command_reply::Result::Ok(_)) => Ok(()),
+            Some(command_reply::Result::Error(e)) => Err(ApiError::from_reply(&e)),
+            _ => Err(ApiError::internal("unexpected reply to a dead-letter move")),
+        }
+    }
+}
+
 fn meta(cmd: meta_command::Cmd) -> MetaCommand {
     MetaCommand { cmd: Some(cmd) }
 }

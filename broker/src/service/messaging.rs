@@ -319,11 +319,47 @@ impl MessagingService for MessagingServiceImpl {
         Err(unimplemented("RecallMessage"))
     }
 
+    /// Push consumers pop from a whole broker: one assignment per broker group
+    /// that serves the topic readably, with queue id -1 ("any queue").
     async fn query_assignment(
         &self,
-        _r: Request<v2::QueryAssignmentRequest>,
+        request: Request<v2::QueryAssignmentRequest>,
     ) -> Result<Response<v2::QueryAssignmentResponse>, Status> {
-        Err(unimplemented("QueryAssignment"))
+        let req = request.into_inner();
+        let topic = req.topic.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+        let fail =
+            |e: ApiError| Response::new(v2::QueryAssignmentResponse { status: status(Err(&e)), assignments: vec![] });
+        if let Err(e) = crate::topic::validate_topic_name(&topic) {
+            return Ok(fail(ApiError::new(Code::IllegalTopic, e.to_string())));
+        }
+        if let Err(e) = Self::group_name(req.group.as_ref()) {
+            return Ok(fail(e));
+        }
+        let readable = |p: i32| p == v2::Permission::Read as i32 || p == v2::Permission::ReadWrite as i32;
+        let groups = self.routes.route(&topic, &self.shared, &self.proposer).await;
+        if groups.is_empty() {
+            return Ok(fail(ApiError::new(
+                Code::TopicNotFound,
+                format!("topic '{topic}' does not exist on any broker group"),
+            )));
+        }
+        let assignments: Vec<v2::Assignment> = groups
+            .into_iter()
+            .filter(|g| readable(g.topic.permission))
+            .map(|g| v2::Assignment {
+                message_queue: Some(v2::MessageQueue {
+                    topic: req.topic.clone(),
+                    id: -1,
+                    permission: g.topic.permission,
+                    broker: Some(v2::Broker { name: g.group, id: 0, endpoints: Some(address_of(&g.endpoint)) }),
+                    accept_message_types: g.topic.message_types,
+                }),
+            })
+            .collect();
+        if assignments.is_empty() {
+            return Ok(fail(ApiError::new(Code::Forbidden, format!("topic '{topic}' has no readable queue"))));
+        }
+        Ok(Response::new(v2::QueryAssignmentResponse { status: Some(ok_status()), assignments }))
     }
 
     type ReceiveMessageStream = ReceiveStream;
@@ -415,9 +451,11 @@ impl MessagingService for MessagingServiceImpl {
 
     async fn forward_message_to_dead_letter_queue(
         &self,
-        _r: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
+        request: Request<v2::ForwardMessageToDeadLetterQueueRequest>,
     ) -> Result<Response<v2::ForwardMessageToDeadLetterQueueResponse>, Status> {
-        Err(unimplemented("ForwardMessageToDeadLetterQueue"))
+        let deadline = deadline_of(&request);
+        let result = self.forward_to_dlq(request.get_ref(), deadline).await;
+        Ok(Response::new(v2::ForwardMessageToDeadLetterQueueResponse { status: status(result.as_ref().map(|_| ())) }))
     }
 
     type PullMessageStream = PullStream;

@@ -46,6 +46,9 @@ pub(super) fn apply_normal(
     match command {
         Command::Batches(batches) => apply_batches(shared, meta, index, batches, index_out),
         Command::Meta(MetaCommand { cmd: Some(meta_command::Cmd::Pop(p)) }) => pop::apply_pop(shared, meta, index, p),
+        Command::Meta(MetaCommand { cmd: Some(meta_command::Cmd::DeadLetter(t)) }) => {
+            pop::apply_dead_letter(shared, meta, t)
+        }
         Command::Meta(m) => Ok(apply_meta(shared, meta, index, m)),
     }
 }
@@ -160,7 +163,9 @@ fn writable(permission: i32) -> bool {
 fn apply_meta(shared: &Shared, meta: &mut Meta, index: u64, m: MetaCommand) -> command_reply::Result {
     match m.cmd {
         // Pops read the consume queue and are dispatched before this (they can fail on I/O).
-        Some(meta_command::Cmd::Pop(_)) => error_reply(Code::InternalError, "pop dispatched as meta".into()),
+        Some(meta_command::Cmd::Pop(_) | meta_command::Cmd::DeadLetter(_)) => {
+            error_reply(Code::InternalError, "consume-queue command dispatched as meta".into())
+        }
         Some(meta_command::Cmd::Ack(a)) => pop::apply_ack(meta, a.targets),
         Some(meta_command::Cmd::ChangeInvisible(c)) => pop::apply_change_invisible(meta, index, c),
         Some(meta_command::Cmd::CreateTopic(t)) => {

@@ -160,6 +160,20 @@ pub fn apply_pop(shared: &Shared, meta: &mut Meta, epoch: u64, p: Pop) -> std::i
     Ok(command_reply::Result::Pop(PopResult { popped }))
 }
 
+/// A consumer gives up on one delivery (ForwardMessageToDeadLetterQueue).
+pub fn apply_dead_letter(shared: &Shared, meta: &mut Meta, t: PopTarget) -> std::io::Result<command_reply::Result> {
+    let valid = target_state(meta, &t).is_some_and(|st| st.inflight.get(&t.offset).is_some_and(|i| i.epoch == t.epoch));
+    if !valid {
+        return Ok(command_reply::Result::Error(invalid_handle()));
+    }
+    if let Some(st) = target_state(meta, &t) {
+        st.mark_done(t.offset);
+    }
+    let p = Pop { group: t.group, topic: t.topic, queue_id: t.queue_id, ..Default::default() };
+    dead_letter(shared, meta, &p, &[t.offset])?;
+    Ok(command_reply::Result::Ok(true))
+}
+
 /// Appends the messages at `offsets` of the popped queue to `%DLQ%{group}`.
 fn dead_letter(shared: &Shared, meta: &mut Meta, p: &Pop, offsets: &[i64]) -> std::io::Result<()> {
     if offsets.is_empty() {

@@ -6,7 +6,6 @@
 //! a start that took effect, and is `ok` once the fault is certainly healed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -22,29 +21,85 @@ use crate::history::{Call, Fault, FaultAction, HistoryWriter, Process};
 pub enum Applied {
     /// nft rules on these brokers.
     Partition(Vec<usize>),
-    Killed(usize),
+    Killed(Vec<usize>),
     Paused(usize),
+    /// Removed from the membership.
+    Removed(usize),
+    /// Leadership moved to this node.
+    Transferred(usize),
 }
 
 impl Applied {
     fn targets(&self) -> Vec<usize> {
         match self {
-            Applied::Partition(v) => v.clone(),
-            Applied::Killed(i) | Applied::Paused(i) => vec![*i],
+            Applied::Partition(v) | Applied::Killed(v) => v.clone(),
+            Applied::Paused(i) | Applied::Removed(i) | Applied::Transferred(i) => vec![*i],
         }
     }
 }
 
-/// Splits nodes `1..=n` into two halves (the smaller first, at least one node each), by `pick`.
-pub fn random_halves(n: usize, pick: u64) -> (Vec<usize>, Vec<usize>) {
+fn shuffled(n: usize, pick: u64) -> Vec<usize> {
     let mut nodes: Vec<usize> = (1..=n).collect();
     nodes.shuffle(&mut StdRng::seed_from_u64(pick));
-    let small = nodes.split_off(n.div_ceil(2));
-    let mut a = small;
-    let mut b = nodes;
+    nodes
+}
+
+/// Splits nodes `1..=n` into two halves (the smaller first, at least one node each), by `pick`.
+pub fn random_halves(n: usize, pick: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut a = shuffled(n, pick);
+    let mut b = a.split_off(n / 2);
     a.sort_unstable();
     b.sort_unstable();
     (a, b)
+}
+
+/// For each partition fault: which broker drops which peers (Jepsen's "grudge"). `leader` is
+/// needed by the leader faults only. Nodes with nothing to drop are left out.
+pub fn grudge(kind: FaultKind, n: usize, pick: u64, leader: usize) -> Vec<(usize, Vec<usize>)> {
+    let others = |i: usize| -> Vec<usize> { (1..=n).filter(|j| *j != i).collect() };
+    let mut g: Vec<(usize, Vec<usize>)> = match kind {
+        FaultKind::PartitionLeader | FaultKind::PartitionLeaderOneWay => vec![(leader, others(leader))],
+        FaultKind::PartitionHalves => {
+            let (a, b) = random_halves(n, pick);
+            a.iter().map(|i| (*i, b.clone())).chain(b.iter().map(|i| (*i, a.clone()))).collect()
+        }
+        FaultKind::Bridge => {
+            // The first of a shuffle bridges; the rest split in two halves.
+            let order = shuffled(n, pick);
+            let rest = &order[1..];
+            let (a, b) = rest.split_at(rest.len() / 2);
+            a.iter().map(|i| (*i, b.to_vec())).chain(b.iter().map(|i| (*i, a.to_vec()))).collect()
+        }
+        FaultKind::MajoritiesRing => {
+            let ring = shuffled(n, pick);
+            (0..n)
+                .map(|p| {
+                    let near = [ring[(p + n - 1) % n], ring[p], ring[(p + 1) % n]];
+                    (ring[p], (1..=n).filter(|j| !near.contains(j)).collect())
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    g.retain(|(_, peers)| !peers.is_empty());
+    for (_, peers) in &mut g {
+        peers.sort_unstable();
+    }
+    g.sort();
+    g
+}
+
+/// The nodes `kill-majority` kills: the leader and enough others (by `pick`) for a majority.
+pub fn majority_with(n: usize, leader: usize, pick: u64) -> Vec<usize> {
+    let mut v = vec![leader];
+    v.extend(shuffled(n, pick).into_iter().filter(|i| *i != leader).take(n / 2));
+    v.sort_unstable();
+    v
+}
+
+/// A follower chosen by `pick`, if there is one.
+fn follower(n: usize, leader: usize, pick: u64) -> Option<usize> {
+    shuffled(n, pick).into_iter().find(|i| *i != leader)
 }
 
 fn names(nodes: &[usize]) -> Vec<String> {
@@ -69,42 +124,67 @@ impl Nemesis {
         Ok(())
     }
 
-    async fn start(&self, step: &Step) -> std::io::Result<Option<Applied>> {
+    /// Applies a step's fault. Errors carry the nodes it was aimed at.
+    async fn apply(&self, step: &Step) -> Result<Applied, (Vec<usize>, String)> {
         let n = self.bed.topo.nodes;
-        let result: Result<Applied, (Vec<usize>, String)> = match step.fault {
-            FaultKind::PartitionHalves => {
-                let (a, b) = random_halves(n, step.pick);
-                let mut err = None;
-                for i in &a {
-                    err = err.or(self.bed.isolate(*i, &b).err());
-                }
-                for i in &b {
-                    err = err.or(self.bed.isolate(*i, &a).err());
-                }
-                let all: Vec<usize> = (1..=n).collect();
-                match err {
-                    None => Ok(Applied::Partition(a)),
-                    Some(e) => {
-                        self.bed.heal_network();
-                        Err((all, e))
+        let leader = if matches!(step.fault, FaultKind::PartitionHalves | FaultKind::Bridge | FaultKind::MajoritiesRing)
+        {
+            0
+        } else {
+            self.bed.leader().await.ok_or_else(|| (Vec::new(), "no leader found".to_string()))?
+        };
+        let on = |v: Vec<usize>| move |e: String| (v, e);
+        match step.fault {
+            FaultKind::KillLeader => {
+                self.bed.kill(leader).await.map(|()| Applied::Killed(vec![leader])).map_err(on(vec![leader]))
+            }
+            FaultKind::PauseLeader => {
+                self.bed.pause(leader).map(|()| Applied::Paused(leader)).map_err(on(vec![leader]))
+            }
+            FaultKind::KillMajority => {
+                let victims = majority_with(n, leader, step.pick);
+                for i in &victims {
+                    if let Err(e) = self.bed.kill(*i).await {
+                        // Undo what was done: a fault either takes effect whole or fails.
+                        self.restart_killed().await;
+                        return Err((victims, e));
                     }
                 }
+                Ok(Applied::Killed(victims))
             }
-            leader_fault => match self.bed.leader().await {
-                None => Err((Vec::new(), "no leader found".to_string())),
-                Some(l) => {
-                    let r = match leader_fault {
-                        FaultKind::PartitionLeader => {
-                            let others: Vec<usize> = (1..=n).filter(|i| *i != l).collect();
-                            self.bed.isolate(l, &others).map(|()| Applied::Partition(vec![l]))
-                        }
-                        FaultKind::KillLeader => self.bed.kill(l).await.map(|()| Applied::Killed(l)),
-                        _ => self.bed.pause(l).map(|()| Applied::Paused(l)),
-                    };
-                    r.map_err(|e| (vec![l], e))
+            FaultKind::MemberRemove => {
+                let f = follower(n, leader, step.pick).ok_or_else(|| (vec![], "no follower to remove".to_string()))?;
+                self.bed.remove_replica(f).await.map(|()| Applied::Removed(f)).map_err(on(vec![f]))
+            }
+            FaultKind::TransferLeader => {
+                let f = follower(n, leader, step.pick).ok_or_else(|| (vec![], "no follower to lead".to_string()))?;
+                self.bed.transfer_leader(f).await.map(|()| Applied::Transferred(f)).map_err(on(vec![f]))
+            }
+            partition => {
+                let inbound_only = partition == FaultKind::PartitionLeaderOneWay;
+                let g = grudge(partition, n, step.pick, leader);
+                let targets: Vec<usize> = g.iter().map(|(i, _)| *i).collect();
+                for (i, peers) in &g {
+                    if let Err(e) = self.bed.drop_traffic(*i, peers, true, !inbound_only) {
+                        self.bed.heal_network();
+                        return Err((targets, e));
+                    }
                 }
-            },
-        };
+                Ok(Applied::Partition(targets))
+            }
+        }
+    }
+
+    async fn restart_killed(&self) {
+        for i in 1..=self.bed.topo.nodes {
+            if self.bed.state(i) == super::testbed::NodeState::Killed {
+                let _ = self.bed.restart(i).await;
+            }
+        }
+    }
+
+    async fn start(&self, step: &Step) -> std::io::Result<Option<Applied>> {
+        let result = self.apply(step).await;
         // The invocation is written after the targets are known, so it can name them; the
         // fault certainly was not in effect before this line, which is all the checker needs.
         let targets = match &result {
@@ -135,8 +215,16 @@ impl Nemesis {
                 self.bed.heal_network();
                 Ok(())
             }
-            Applied::Killed(i) => self.bed.restart(*i).await,
+            Applied::Killed(v) => {
+                let mut r = Ok(());
+                for i in v {
+                    r = r.and(self.bed.restart(*i).await);
+                }
+                r
+            }
             Applied::Paused(i) => self.bed.resume(*i),
+            Applied::Removed(i) => self.bed.add_replica(*i).await,
+            Applied::Transferred(_) => Ok(()),
         };
         match r {
             Ok(()) => {
@@ -150,11 +238,6 @@ impl Nemesis {
             }
         }
     }
-}
-
-/// How long `play` will take at most: the last step's stop.
-pub fn duration(steps: &[Step]) -> Duration {
-    steps.last().map(|s| s.stop).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -174,5 +257,60 @@ mod tests {
             }
         }
         assert_eq!(random_halves(5, 9), random_halves(5, 9), "seeded");
+    }
+
+    #[test]
+    fn leader_partitions_cut_the_leader_from_everyone() {
+        assert_eq!(grudge(FaultKind::PartitionLeader, 3, 0, 2), [(2, vec![1, 3])]);
+        assert_eq!(grudge(FaultKind::PartitionLeaderOneWay, 5, 0, 1), [(1, vec![2, 3, 4, 5])]);
+    }
+
+    #[test]
+    fn a_bridge_reaches_both_halves_which_do_not_reach_each_other() {
+        for pick in 0..20 {
+            let g = grudge(FaultKind::Bridge, 5, pick, 0);
+            assert_eq!(g.len(), 4, "the bridge drops nothing: {g:?}");
+            let bridge = (1..=5).find(|i| g.iter().all(|(j, _)| j != i)).expect("a bridge");
+            for (i, peers) in &g {
+                assert_eq!(peers.len(), 2, "{g:?}");
+                assert!(!peers.contains(&bridge) && !peers.contains(i));
+            }
+        }
+    }
+
+    #[test]
+    fn in_a_majorities_ring_each_node_sees_a_different_majority() {
+        for pick in 0..20 {
+            let g = grudge(FaultKind::MajoritiesRing, 5, pick, 0);
+            assert_eq!(g.len(), 5);
+            let mut seen: Vec<Vec<usize>> = g
+                .iter()
+                .map(|(i, peers)| {
+                    assert_eq!(peers.len(), 2, "each node keeps itself and 2 neighbours");
+                    (1..=5).filter(|j| j == i || !peers.contains(j)).collect()
+                })
+                .collect();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), 5, "{g:?}");
+            // Symmetric: if i drops j, j drops i.
+            for (i, peers) in &g {
+                for j in peers {
+                    assert!(g.iter().any(|(k, p)| k == j && p.contains(i)));
+                }
+            }
+        }
+        assert!(grudge(FaultKind::MajoritiesRing, 3, 1, 0).is_empty(), "on 3 nodes everyone is a neighbour");
+    }
+
+    #[test]
+    fn kill_majority_takes_the_leader_and_a_majority() {
+        for n in [3, 5] {
+            for pick in 0..20 {
+                let v = majority_with(n, 2, pick);
+                assert!(v.contains(&2));
+                assert_eq!(v.len(), n / 2 + 1);
+            }
+        }
     }
 }

@@ -134,16 +134,28 @@ impl Topology {
         c
     }
 
-    /// The nftables script that makes `m` drop every packet from and to `peers`.
+    /// The nftables script that makes a namespace drop every packet from and to `peers`.
     pub fn isolate_script(&self, peers: &[Member]) -> String {
+        self.drop_script(peers, true, true)
+    }
+
+    /// The nftables script that drops packets from `peers` (`inbound`) and/or to them
+    /// (`outbound`). Dropping, not rejecting: the other side sees a silent network.
+    pub fn drop_script(&self, peers: &[Member], inbound: bool, outbound: bool) -> String {
         let set: Vec<String> = peers.iter().map(|p| self.ip(*p)).collect();
         let set = set.join(", ");
-        format!(
-            "table inet {NFT_TABLE} {{\n\
-             \tchain in {{ type filter hook input priority 0; policy accept; ip saddr {{ {set} }} drop; }}\n\
-             \tchain out {{ type filter hook output priority 0; policy accept; ip daddr {{ {set} }} drop; }}\n\
-             }}\n"
-        )
+        let mut s = format!("table inet {NFT_TABLE} {{\n");
+        if inbound && !peers.is_empty() {
+            s += &format!(
+                "\tchain in {{ type filter hook input priority 0; policy accept; ip saddr {{ {set} }} drop; }}\n"
+            );
+        }
+        if outbound && !peers.is_empty() {
+            s += &format!(
+                "\tchain out {{ type filter hook output priority 0; policy accept; ip daddr {{ {set} }} drop; }}\n"
+            );
+        }
+        s + "}\n"
     }
 
     /// Runs `nft -f -` with `script` inside `m`'s namespace.
@@ -286,6 +298,9 @@ mod tests {
         assert!(s.contains("hook input priority 0; policy accept; ip saddr { 10.231.9.2, 10.231.9.3 } drop;"));
         assert!(s.contains("hook output priority 0; policy accept; ip daddr { 10.231.9.2, 10.231.9.3 } drop;"));
         assert!(!s.contains("10.231.9.254"), "the runner's clients keep their path");
+        let one_way = t.drop_script(&[Member::Broker(1)], true, false);
+        assert!(one_way.contains("hook input") && !one_way.contains("hook output"), "{one_way}");
+        assert_eq!(t.drop_script(&[], true, true), "table inet jepsen {\n}\n", "an empty table is valid");
     }
 
     #[test]

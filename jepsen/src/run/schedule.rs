@@ -23,11 +23,34 @@ pub enum FaultKind {
     PartitionHalves,
     /// SIGSTOP the leader's broker; the stop sends SIGCONT.
     PauseLeader,
+    /// Two halves that cannot reach each other, and one node that reaches both.
+    Bridge,
+    /// Nodes in a random ring, each reaching only its two neighbours: on 5 nodes every node
+    /// sees a different majority.
+    MajoritiesRing,
+    /// The leader receives nothing from the other nodes but can still send to them.
+    PartitionLeaderOneWay,
+    /// SIGKILL a majority, the leader among them; the stop restarts them.
+    KillMajority,
+    /// Remove a follower from the group (Admin.RemoveReplica); the stop adds it back.
+    MemberRemove,
+    /// Move leadership to a random follower (Admin.TransferLeader); the stop does nothing.
+    TransferLeader,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 4] =
-        [FaultKind::PartitionLeader, FaultKind::KillLeader, FaultKind::PartitionHalves, FaultKind::PauseLeader];
+    pub const ALL: [FaultKind; 10] = [
+        FaultKind::PartitionLeader,
+        FaultKind::KillLeader,
+        FaultKind::PartitionHalves,
+        FaultKind::PauseLeader,
+        FaultKind::Bridge,
+        FaultKind::MajoritiesRing,
+        FaultKind::PartitionLeaderOneWay,
+        FaultKind::KillMajority,
+        FaultKind::MemberRemove,
+        FaultKind::TransferLeader,
+    ];
 
     /// The name used on the command line and in the history's nemesis ops.
     pub fn name(self) -> &'static str {
@@ -36,6 +59,12 @@ impl FaultKind {
             FaultKind::KillLeader => "kill-leader",
             FaultKind::PartitionHalves => "partition-random-halves",
             FaultKind::PauseLeader => "pause-leader",
+            FaultKind::Bridge => "bridge",
+            FaultKind::MajoritiesRing => "partition-majorities-ring",
+            FaultKind::PartitionLeaderOneWay => "partition-leader-one-way",
+            FaultKind::KillMajority => "kill-majority",
+            FaultKind::MemberRemove => "member-remove",
+            FaultKind::TransferLeader => "transfer-leader",
         }
     }
 }
@@ -54,6 +83,9 @@ impl FromStr for FaultKind {
         match s {
             "random-halves" => return Ok(FaultKind::PartitionHalves),
             "pause" => return Ok(FaultKind::PauseLeader),
+            "majorities-ring" => return Ok(FaultKind::MajoritiesRing),
+            "one-way" => return Ok(FaultKind::PartitionLeaderOneWay),
+            "membership" => return Ok(FaultKind::MemberRemove),
             _ => {}
         }
         FaultKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {

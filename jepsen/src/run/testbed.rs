@@ -6,7 +6,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use raftmq_client::Cluster;
-use raftmq_proto::broker::NodeStatusRequest;
+use raftmq_proto::broker::{
+    AddReplicaRequest, MembershipResponse, NodeStatusRequest, RemoveReplicaRequest, TransferLeaderRequest,
+};
 
 use super::net::{Member, Topology};
 use super::procs::{self, Launch};
@@ -41,6 +43,8 @@ struct State {
     /// Index 0 is the nameserver, then brokers 1..=n.
     pids: Vec<Option<i32>>,
     nodes: Vec<NodeState>,
+    /// Brokers removed from the group's membership (they keep running).
+    removed: Vec<usize>,
     record: Record,
 }
 
@@ -60,7 +64,12 @@ impl Testbed {
             topo,
             settings,
             admin,
-            state: Mutex::new(State { pids: vec![None; n + 1], nodes: vec![NodeState::Up; n], record }),
+            state: Mutex::new(State {
+                pids: vec![None; n + 1],
+                nodes: vec![NodeState::Up; n],
+                removed: Vec::new(),
+                record,
+            }),
         })
     }
 
@@ -207,8 +216,70 @@ impl Testbed {
 
     /// Makes broker `i` drop all traffic to and from the brokers in `from`.
     pub fn isolate(&self, i: usize, from: &[usize]) -> Result<(), String> {
+        self.drop_traffic(i, from, true, true)
+    }
+
+    /// Makes broker `i` drop traffic from (`inbound`) and/or to (`outbound`) the brokers in `from`.
+    pub fn drop_traffic(&self, i: usize, from: &[usize], inbound: bool, outbound: bool) -> Result<(), String> {
         let peers: Vec<Member> = from.iter().map(|p| Member::Broker(*p)).collect();
-        self.topo.nft_apply(Member::Broker(i), &self.topo.isolate_script(&peers))
+        self.topo.nft_apply(Member::Broker(i), &self.topo.drop_script(&peers, inbound, outbound))
+    }
+
+    /// Runs a membership call on any answering node (the broker forwards it to the leader).
+    async fn membership<F, Fut>(&self, what: &str, call: F) -> Result<(), String>
+    where
+        F: Fn(raftmq_proto::broker::admin_client::AdminClient<tonic::transport::Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<MembershipResponse>, tonic::Status>>,
+    {
+        let mut last = format!("{what}: no node answered");
+        for i in (1..=self.topo.nodes).filter(|i| self.state(*i) == NodeState::Up) {
+            let admin = self.admin.admin(&self.topo.broker_addr(i)).map_err(|e| e.to_string())?;
+            match tokio::time::timeout(Duration::from_secs(15), call(admin)).await {
+                Ok(Ok(r)) => {
+                    return match r.into_inner().error {
+                        None => Ok(()),
+                        Some(e) => Err(format!("{what}: {} ({})", e.message, e.code)),
+                    };
+                }
+                Ok(Err(s)) => last = format!("{what} via n{i}: {}", s.message()),
+                Err(_) => last = format!("{what} via n{i}: no answer in 15 s"),
+            }
+        }
+        Err(last)
+    }
+
+    pub async fn remove_replica(&self, i: usize) -> Result<(), String> {
+        let id = i as u64;
+        self.membership(&format!("remove n{i}"), |mut a| async move {
+            a.remove_replica(RemoveReplicaRequest { node_id: id }).await
+        })
+        .await?;
+        self.lock().removed.push(i);
+        Ok(())
+    }
+
+    pub async fn add_replica(&self, i: usize) -> Result<(), String> {
+        let (id, addr) = (i as u64, self.topo.broker_addr(i));
+        self.membership(&format!("add n{i}"), |mut a| {
+            let addr = addr.clone();
+            async move { a.add_replica(AddReplicaRequest { node_id: id, addr }).await }
+        })
+        .await?;
+        self.lock().removed.retain(|r| *r != i);
+        Ok(())
+    }
+
+    pub async fn transfer_leader(&self, to: usize) -> Result<(), String> {
+        let id = to as u64;
+        self.membership(&format!("transfer leadership to n{to}"), |mut a| async move {
+            a.transfer_leader(TransferLeaderRequest { node_id: id }).await
+        })
+        .await
+    }
+
+    /// Brokers currently removed from the membership.
+    pub fn removed(&self) -> Vec<usize> {
+        self.lock().removed.clone()
     }
 
     /// Removes every network fault from every broker.
@@ -226,6 +297,16 @@ impl Testbed {
                 NodeState::Up => {}
                 NodeState::Paused => self.resume(i)?,
                 NodeState::Killed => self.restart(i).await?,
+            }
+        }
+        // Adding needs a leader, which a restart may not have yet.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for i in self.removed() {
+            while let Err(e) = self.add_replica(i).await {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(e);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
         Ok(())

@@ -21,7 +21,7 @@ use raftmq_proto::rocketmq::v2::Code;
 use tokio::sync::watch;
 
 use super::testbed::GROUP;
-use crate::history::{Call, HistoryWriter, Message, Poll, Position, Process, Queue, Send};
+use crate::history::{Call, ConsumerOffset, HistoryWriter, Message, Poll, Position, Process, Queue, Send};
 
 pub const TOPIC: &str = "jepsen";
 /// Process numbers: producers from 0, consumers from here, final readers from [`FINAL_BASE`].
@@ -30,6 +30,14 @@ const FINAL_BASE: u64 = 200;
 /// A send or poll that takes longer than this is abandoned as `info`.
 const CALL_LIMIT: Duration = Duration::from_secs(10);
 const POLL_MAX: i32 = 64;
+/// The consumer group whose offsets the consumers commit and fetch.
+pub const CONSUMER_GROUP: &str = "cg";
+/// A consumer commits its position after every this many successful polls that read something,
+const COMMIT_EVERY: u64 = 4;
+/// fetches it back every this many successful polls,
+const FETCH_EVERY: u64 = 10;
+/// and restarts from the fetched offset every this many.
+const REWIND_EVERY: u64 = 300;
 const LONG_POLL: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
@@ -91,17 +99,76 @@ impl Workload {
         Ok(())
     }
 
-    /// Reads queue `q` from offset 0 until `stop` turns true.
+    /// Reads queue `q` from offset 0 until `stop` turns true, committing its position for
+    /// consumer group [`CONSUMER_GROUP`] now and then, fetching it back, and sometimes
+    /// restarting from it (as a consumer does after a reconnect or rebalance; the next poll is
+    /// then marked `reassigned`). Three failed polls in a row also restart it from there.
     pub async fn consumer(self, q: u32, stop: watch::Receiver<bool>) -> Io {
         let reader = QueueReader::new(self.cluster.clone());
+        let process = CONSUMER_BASE + u64::from(q);
         let consumer = format!("c{q}");
         let mut pos = 0i64;
+        let mut reassigned = false;
+        let mut polls = 0u64;
+        let mut errors = 0u32;
         while !*stop.borrow() {
-            if self.poll(&reader, CONSUMER_BASE + u64::from(q), &consumer, q, &mut pos).await?.is_none() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            let polled = self.poll(&reader, process, &consumer, q, &mut pos, reassigned).await?;
+            let rewind = match polled {
+                Some(n) => {
+                    reassigned = false;
+                    errors = 0;
+                    polls += 1;
+                    if n > 0 && polls.is_multiple_of(COMMIT_EVERY) {
+                        self.commit(&reader, process, q, pos).await?;
+                    }
+                    polls.is_multiple_of(FETCH_EVERY)
+                }
+                None => {
+                    errors += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    errors >= 3
+                }
+            };
+            if rewind {
+                let fetched = self.fetch(&reader, process, q).await?;
+                if polls.is_multiple_of(REWIND_EVERY) || errors >= 3 {
+                    errors = 0;
+                    if let Some(o) = fetched {
+                        pos = o;
+                        reassigned = true;
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    async fn commit(&self, reader: &QueueReader, process: u64, q: u32, offset: i64) -> Io {
+        let c = ConsumerOffset { group: CONSUMER_GROUP.into(), queue: queue(q as i32), offset: Some(offset as u64) };
+        let inv = self.history.invoke(Process::Client(process), Call::CommitOffset(c.clone()))?;
+        let r = tokio::time::timeout(CALL_LIMIT, reader.update_offset(TOPIC, GROUP, q as i32, CONSUMER_GROUP, offset));
+        match r.await {
+            Ok(Ok(())) => self.history.ok(inv, Call::CommitOffset(c)),
+            Ok(Err(e)) if definitely_refused(&e) => self.history.fail(inv, Call::CommitOffset(c), e.to_string()),
+            Ok(Err(e)) => self.history.info(inv, Call::CommitOffset(c), e.to_string()),
+            Err(_) => self.history.info(inv, Call::CommitOffset(c), "client deadline exceeded"),
+        }
+    }
+
+    /// The committed offset, recorded as a `fetch_offset`; `None` if none or the call failed.
+    async fn fetch(&self, reader: &QueueReader, process: u64, q: u32) -> std::io::Result<Option<i64>> {
+        let c = ConsumerOffset { group: CONSUMER_GROUP.into(), queue: queue(q as i32), offset: None };
+        let inv = self.history.invoke(Process::Client(process), Call::FetchOffset(c.clone()))?;
+        let r = tokio::time::timeout(CALL_LIMIT, reader.get_offset(TOPIC, GROUP, q as i32, CONSUMER_GROUP));
+        match r.await {
+            Ok(Ok(o)) => {
+                let offset = o.map(|o| o.max(0) as u64);
+                self.history.ok(inv, Call::FetchOffset(ConsumerOffset { offset, ..c }))?;
+                Ok(o)
+            }
+            Ok(Err(e)) => self.history.info(inv, Call::FetchOffset(c), e.to_string()).map(|()| None),
+            Err(_) => self.history.info(inv, Call::FetchOffset(c), "client deadline exceeded").map(|()| None),
+        }
     }
 
     /// One recorded poll of `q` from `*pos`; advances `*pos` past what was read. `Ok(None)` if
@@ -113,8 +180,10 @@ impl Workload {
         consumer: &str,
         q: u32,
         pos: &mut i64,
+        reassigned: bool,
     ) -> std::io::Result<Option<usize>> {
-        let poll = Poll { consumer: consumer.to_string(), group: None, reassigned: false, msgs: Vec::new() };
+        let poll =
+            Poll { consumer: consumer.to_string(), group: Some(CONSUMER_GROUP.into()), reassigned, msgs: Vec::new() };
         let inv = self.history.invoke(Process::Client(process), Call::Poll(poll.clone()))?;
         let pulled =
             tokio::time::timeout(CALL_LIMIT, reader.pull(TOPIC, GROUP, q as i32, *pos, POLL_MAX, LONG_POLL)).await;
@@ -170,7 +239,11 @@ impl Workload {
             };
             let mut pos = 0i64;
             while pos < end && tokio::time::Instant::now() < deadline {
-                if self.poll(&reader, FINAL_BASE + u64::from(q), &format!("final-{q}"), q, &mut pos).await?.is_none() {
+                if self
+                    .poll(&reader, FINAL_BASE + u64::from(q), &format!("final-{q}"), q, &mut pos, false)
+                    .await?
+                    .is_none()
+                {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
