@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`cluster`]: finds broker groups and routes through the nameservers; admin calls.
 //! - [`producer`]: sends messages; retries on another broker group on failure.
+//! - [`consumer`]: the simple consumer (pop with an invisible time, ack, change invisible time).
 //! - [`reader`]: reads a queue by offset (PullMessage) and manages consumer offsets.
 //! - [`error`]: the SDK's error type, with [`Error::is_retriable`].
 //!
@@ -11,11 +12,13 @@
 //! more than the election.
 
 pub mod cluster;
+pub mod consumer;
 pub mod error;
 pub mod producer;
 pub mod reader;
 
 pub use cluster::Cluster;
+pub use consumer::{ReceivedMessage, SimpleConsumer};
 pub use error::Error;
 pub use producer::{Producer, SendReceipt};
 pub use reader::{PulledMessage, QueueReader};

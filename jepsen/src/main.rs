@@ -5,6 +5,8 @@
 //! - `raftmq-jepsen run [--quick] [--seed S] [--nemesis a,b] [--out DIR]`: runs a cluster in
 //!   network namespaces under a fault schedule, writes the run directory and checks it; exit 0
 //!   valid, 1 invalid, 2 if the run could not be completed (as root; see the README).
+//! - `raftmq-jepsen suite --runs N --time-limit T`: N runs over rotating nemesis mixes, then a
+//!   summary of them (exit as `summarize`).
 //! - `raftmq-jepsen cleanup`: removes namespaces, links and processes left by crashed runs.
 //! - `raftmq-jepsen summarize <dir>`: checks every run directory under `dir`, writes
 //!   `summary.json` and `summary.html`; exit 0 if every run is valid, 1 otherwise, 2 on error.
@@ -14,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use raftmq_jepsen::report;
+use raftmq_jepsen::run::suite::SuiteArgs;
 use raftmq_jepsen::run::{self, RunArgs};
 
 #[derive(Parser)]
@@ -27,6 +30,8 @@ struct Cli {
 enum Cmd {
     /// Run a cluster in network namespaces under a seeded fault schedule, then check it.
     Run(Box<RunArgs>),
+    /// Several runs with consecutive seeds over nemesis mixes, then `summarize` them.
+    Suite(Box<SuiteArgs>),
     /// Remove what crashed runs left behind (namespaces, links, processes), by run id.
     Cleanup,
     /// Check one run directory (holding history.jsonl) and write its report.
@@ -48,6 +53,22 @@ fn main() -> ExitCode {
                 ExitCode::from(if matches!(e, run::RunError::Interrupted) { 130 } else { 2 })
             }
         },
+        Cmd::Suite(args) => {
+            match runtime().map_err(run::RunError::Io).and_then(|rt| rt.block_on(run::suite::suite(*args))) {
+                Ok(s) => {
+                    let t = &s.totals;
+                    println!(
+                        "suite: {} of {} runs valid ({} invalid, {} unreadable); {} anomalies",
+                        t.valid, t.runs, t.invalid, t.unreadable, t.anomalies
+                    );
+                    if s.all_valid() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+                }
+                Err(e) => {
+                    eprintln!("raftmq-jepsen suite: {e}");
+                    ExitCode::from(if matches!(e, run::RunError::Interrupted) { 130 } else { 2 })
+                }
+            }
+        }
         Cmd::Cleanup => match runtime() {
             Ok(rt) => {
                 let ids = rt.block_on(run::registry::cleanup_leftovers());

@@ -13,13 +13,15 @@
 //! - [`registry`]: what each run created, for cleanup by id.
 //! - [`testbed`]: the running cluster and its verbs (leader, kill, restart, pause, isolate).
 //! - [`nemesis`]: plays the schedule and records nemesis ops.
-//! - [`workload`]: producers, consumers, the final read.
+//! - [`workload`]: producers, consumers with offset commits, the final read.
+//! - [`suite`]: several runs over nemesis mixes, then a summary.
 
 pub mod nemesis;
 pub mod net;
 pub mod procs;
 pub mod registry;
 pub mod schedule;
+pub mod suite;
 pub mod testbed;
 pub mod workload;
 
@@ -138,7 +140,7 @@ pub fn check_requirements(args: &RunArgs) -> Result<(), RunError> {
     Ok(())
 }
 
-fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 

@@ -1,0 +1,205 @@
+//! The simple consumer: pop messages with an invisible time, then ack each
+//! (or change its invisible time to retry later). Pop state is replicated, so
+//! a leader change neither loses an unacknowledged message nor redelivers an
+//! acknowledged one as new.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use raftmq_proto::namesrv::GroupRoute;
+use raftmq_proto::rocketmq::v2;
+
+use crate::cluster::{Cluster, DEFAULT_TIMEOUT};
+use crate::error::Error;
+
+/// One delivered message.
+#[derive(Debug, Clone)]
+pub struct ReceivedMessage {
+    pub topic: String,
+    pub message_id: String,
+    pub tag: Option<String>,
+    pub keys: Vec<String>,
+    pub body: bytes::Bytes,
+    /// 1 on first delivery.
+    pub delivery_attempt: i32,
+    pub queue_id: i32,
+    pub queue_offset: i64,
+    /// The broker group that delivered it (acks go there).
+    pub broker_group: String,
+    pub receipt_handle: String,
+}
+
+pub struct SimpleConsumer {
+    cluster: Cluster,
+    group: String,
+    topic: String,
+    invisible: Duration,
+    next_group: AtomicUsize,
+}
+
+fn res(name: &str) -> Option<v2::Resource> {
+    Some(v2::Resource { name: name.to_string(), ..Default::default() })
+}
+
+fn dur(d: Duration) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 })
+}
+
+/// The group's leader first, then its other replicas (each forwards to the leader).
+fn addrs(g: &GroupRoute) -> Vec<String> {
+    let mut a = Vec::new();
+    if !g.leader_addr.is_empty() {
+        a.push(g.leader_addr.clone());
+    }
+    a.extend(g.nodes.iter().map(|n| n.addr.clone()).filter(|x| *x != g.leader_addr));
+    a
+}
+
+impl SimpleConsumer {
+    /// `invisible`: how long a received message stays hidden before it is
+    /// delivered again (default 15 s, as the official clients).
+    pub fn new(cluster: Cluster, group: &str, topic: &str) -> Self {
+        Self {
+            cluster,
+            group: group.to_string(),
+            topic: topic.to_string(),
+            invisible: Duration::from_secs(15),
+            next_group: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn with_invisible(mut self, invisible: Duration) -> Self {
+        self.invisible = invisible;
+        self
+    }
+
+    /// Up to `max` messages from one broker group (rotating), waiting up to
+    /// `wait` when there are none.
+    pub async fn receive(&self, max: i32, wait: Duration) -> Result<Vec<ReceivedMessage>, Error> {
+        let route = self.cluster.route(&self.topic).await?;
+        if route.groups.is_empty() {
+            return Err(Error::NotFound(format!("topic '{}' has no broker group", self.topic)));
+        }
+        let g = &route.groups[self.next_group.fetch_add(1, Ordering::Relaxed) % route.groups.len()];
+        let mut last = Error::NotFound(format!("group '{}' has no live replica", g.group));
+        for addr in addrs(g) {
+            let mut c = self.cluster.messaging(&addr)?;
+            let mut req = tonic::Request::new(v2::ReceiveMessageRequest {
+                group: res(&self.group),
+                message_queue: Some(v2::MessageQueue {
+                    topic: res(&self.topic),
+                    broker: Some(v2::Broker { name: g.group.clone(), ..Default::default() }),
+                    ..Default::default()
+                }),
+                batch_size: max,
+                invisible_duration: dur(self.invisible),
+                long_polling_timeout: dur(wait),
+                ..Default::default()
+            });
+            req.set_timeout(DEFAULT_TIMEOUT + wait);
+            let mut stream = match c.receive_message(req).await {
+                Ok(s) => s.into_inner(),
+                Err(s) => {
+                    last = Error::transport(&addr, s);
+                    continue;
+                }
+            };
+            let mut out = Vec::new();
+            while let Some(item) = stream.next().await {
+                match item.map_err(|s| Error::transport(&addr, s))?.content {
+                    Some(v2::receive_message_response::Content::Status(s))
+                        if s.code != v2::Code::MessageNotFound as i32 =>
+                    {
+                        Error::from_status(Some(&s))?
+                    }
+                    Some(v2::receive_message_response::Content::Message(m)) => out.push(received(m, &g.group)),
+                    _ => {}
+                }
+            }
+            return Ok(out);
+        }
+        Err(last)
+    }
+
+    async fn on_group<T, F, Fut>(&self, broker_group: &str, call: F) -> Result<T, Error>
+    where
+        F: Fn(
+            raftmq_proto::rocketmq::v2::messaging_service_client::MessagingServiceClient<tonic::transport::Channel>,
+        ) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        let route = self.cluster.route(&self.topic).await?;
+        let g = route.groups.iter().find(|g| g.group == broker_group).ok_or_else(|| {
+            Error::NotFound(format!("broker group '{broker_group}' no longer serves '{}'", self.topic))
+        })?;
+        let mut last = Error::NotFound(format!("group '{broker_group}' has no live replica"));
+        for addr in addrs(g) {
+            match call(self.cluster.messaging(&addr)?).await {
+                Ok(r) => return Ok(r),
+                Err(s) => last = Error::transport(&addr, s),
+            }
+        }
+        Err(last)
+    }
+
+    /// Acknowledges a message: it will not be delivered again.
+    pub async fn ack(&self, m: &ReceivedMessage) -> Result<(), Error> {
+        let req = v2::AckMessageRequest {
+            group: res(&self.group),
+            topic: res(&m.topic),
+            entries: vec![v2::AckMessageEntry {
+                message_id: m.message_id.clone(),
+                receipt_handle: m.receipt_handle.clone(),
+                ..Default::default()
+            }],
+        };
+        let resp = self
+            .on_group(&m.broker_group, |mut c| {
+                let mut r = tonic::Request::new(req.clone());
+                r.set_timeout(DEFAULT_TIMEOUT);
+                async move { c.ack_message(r).await.map(|r| r.into_inner()) }
+            })
+            .await?;
+        Error::from_status(resp.status.as_ref())
+    }
+
+    /// Hides the message for `invisible` from now (a retry after a delay, or
+    /// more time to process it); the message's receipt handle is replaced.
+    pub async fn change_invisible(&self, m: &mut ReceivedMessage, invisible: Duration) -> Result<(), Error> {
+        let req = v2::ChangeInvisibleDurationRequest {
+            group: res(&self.group),
+            topic: res(&m.topic),
+            receipt_handle: m.receipt_handle.clone(),
+            invisible_duration: dur(invisible),
+            message_id: m.message_id.clone(),
+            ..Default::default()
+        };
+        let resp = self
+            .on_group(&m.broker_group, |mut c| {
+                let mut r = tonic::Request::new(req.clone());
+                r.set_timeout(DEFAULT_TIMEOUT);
+                async move { c.change_invisible_duration(r).await.map(|r| r.into_inner()) }
+            })
+            .await?;
+        Error::from_status(resp.status.as_ref())?;
+        m.receipt_handle = resp.receipt_handle;
+        Ok(())
+    }
+}
+
+fn received(m: v2::Message, broker_group: &str) -> ReceivedMessage {
+    let sys = m.system_properties.unwrap_or_default();
+    ReceivedMessage {
+        topic: m.topic.map(|t| t.name).unwrap_or_default(),
+        message_id: sys.message_id,
+        tag: sys.tag,
+        keys: sys.keys,
+        body: m.body,
+        delivery_attempt: sys.delivery_attempt.unwrap_or(1),
+        queue_id: sys.queue_id,
+        queue_offset: sys.queue_offset.unwrap_or(-1),
+        broker_group: broker_group.to_string(),
+        receipt_handle: sys.receipt_handle.unwrap_or_default(),
+    }
+}

@@ -1,0 +1,111 @@
+//! `raftmq-jepsen suite`: several runs with consecutive seeds, rotating through nemesis mixes,
+//! then a summary across them.
+
+use std::path::PathBuf;
+
+use super::{RunArgs, RunError};
+use crate::report;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct SuiteArgs {
+    /// How many runs.
+    #[arg(long, default_value_t = 5)]
+    pub runs: u64,
+    /// Seconds under faults per run.
+    #[arg(long, default_value_t = 60)]
+    pub time_limit: u64,
+    /// Seed of the first run; run `i` uses `seed + i` [default: random].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Directory of the runs and the summary [default: runs/suite-<unix time>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value = "target/release/raftmq-broker")]
+    pub broker_bin: PathBuf,
+    #[arg(long, default_value = "target/release/raftmq-namesrv")]
+    pub namesrv_bin: PathBuf,
+    #[arg(long, default_value = "sync")]
+    pub durability: String,
+}
+
+/// The mixes run `i` takes in turn: (nodes, nemeses). Ring and bridge need 5 nodes to mean
+/// anything; the rest run on 3.
+pub const MIXES: [(usize, &str); 5] = [
+    (3, "partition-leader,kill-leader"),
+    (3, "partition-random-halves,pause-leader"),
+    (5, "bridge,partition-majorities-ring,partition-leader-one-way"),
+    (3, "kill-majority,member-remove,transfer-leader"),
+    (
+        5,
+        "partition-leader,kill-leader,partition-random-halves,pause-leader,bridge,partition-majorities-ring,\
+         partition-leader-one-way,kill-majority,member-remove,transfer-leader",
+    ),
+];
+
+impl SuiteArgs {
+    /// The arguments of run `i` (0-based) of the suite.
+    pub fn run_args(&self, i: u64, base_seed: u64, dir: &std::path::Path) -> RunArgs {
+        let (nodes, mix) = MIXES[(i % MIXES.len() as u64) as usize];
+        let seed = base_seed.wrapping_add(i);
+        RunArgs {
+            nodes,
+            time_limit: self.time_limit,
+            seed: Some(seed),
+            nemesis: mix.split(',').map(str::to_string).collect(),
+            out: Some(dir.join(format!("{i:02}-seed{seed}"))),
+            quick: false,
+            broker_bin: self.broker_bin.clone(),
+            namesrv_bin: self.namesrv_bin.clone(),
+            producers: 4,
+            queues: 4,
+            durability: self.durability.clone(),
+            sdk_retries: 2,
+        }
+    }
+}
+
+/// Runs the suite; a run that fails to complete is reported and the suite goes on (the summary
+/// lists it as unreadable). Ctrl-C stops the suite.
+pub async fn suite(args: SuiteArgs) -> Result<report::Summary, RunError> {
+    let base = args.seed.unwrap_or_else(rand::random);
+    let dir = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/suite-{}", super::unix_ms() / 1000)));
+    std::fs::create_dir_all(&dir).map_err(|e| RunError::Setup(format!("{}: {e}", dir.display())))?;
+    for i in 0..args.runs {
+        let run = args.run_args(i, base, &dir);
+        eprintln!("suite: run {} of {}: {} nodes, {}", i + 1, args.runs, run.nodes, run.nemesis.join(","));
+        match super::run(run).await {
+            Ok(r) => println!("{}: {}", r.name, r.verdict.one_line()),
+            Err(RunError::Interrupted) => return Err(RunError::Interrupted),
+            Err(e) => eprintln!("suite: run {} could not complete: {e}", i + 1),
+        }
+    }
+    Ok(report::summarize(&dir)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        suite: SuiteArgs,
+    }
+
+    #[test]
+    fn runs_rotate_through_the_mixes_with_consecutive_seeds() {
+        let s = Wrap::parse_from(["x", "--runs", "7", "--time-limit", "30"]).suite;
+        let dir = std::path::Path::new("/tmp/s");
+        let runs: Vec<RunArgs> = (0..7).map(|i| s.run_args(i, 100, dir)).collect();
+        assert_eq!(runs[0].seed, Some(100));
+        assert_eq!(runs[6].seed, Some(106));
+        assert_eq!(runs[1].out, Some(dir.join("01-seed101")));
+        assert_eq!(runs[5].nemesis, runs[0].nemesis, "the mixes wrap around");
+        for r in runs {
+            assert_eq!(r.time_limit, 30);
+            let (_, faults) = r.resolve().expect("every mix parses");
+            assert!(!faults.is_empty());
+        }
+    }
+}
