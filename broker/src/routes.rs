@@ -11,14 +11,14 @@ use raftmq_proto::namesrv::{GroupRoute, QueryRouteRequest, TopicInfo};
 use raftmq_raft::network::peer_channel;
 use tonic::transport::Channel;
 
-use crate::proposer::Proposer;
 use crate::sm::Shared;
 
 /// One group's part of a topic's route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupTopicRoute {
     pub group: String,
-    /// Where clients should send: the leader, or any live replica if none is known.
+    /// Where clients should send: this node for its own group, else the group's
+    /// leader (or any live replica if none is known).
     pub endpoint: String,
     pub topic: TopicInfo,
 }
@@ -46,7 +46,7 @@ impl Routes {
     }
 
     /// The groups serving `topic`; empty when no group has it.
-    pub async fn route(&self, topic: &str, shared: &Shared, proposer: &Proposer) -> Vec<GroupTopicRoute> {
+    pub async fn route(&self, topic: &str, shared: &Shared) -> Vec<GroupTopicRoute> {
         let mut out: Vec<GroupTopicRoute> = Vec::new();
         for client in &self.namesrv {
             let mut client = client.clone();
@@ -62,16 +62,19 @@ impl Routes {
             }
         }
         out.retain(|r| r.group != self.group);
-        if let Some(local) = self.local(topic, shared, proposer) {
+        if let Some(local) = self.local(topic, shared) {
             out.push(local);
         }
         out.sort_by(|a, b| a.group.cmp(&b.group));
         out
     }
 
-    fn local(&self, topic: &str, shared: &Shared, proposer: &Proposer) -> Option<GroupTopicRoute> {
+    fn local(&self, topic: &str, shared: &Shared) -> Option<GroupTopicRoute> {
         let t = shared.meta().topics.get(topic)?.clone();
-        let endpoint = proposer.leader().map(|l| l.addr).unwrap_or_else(|| self.self_addr.clone());
+        // This node: the client reached it, and it forwards to whichever node
+        // leads, so the address stays valid across leader changes (official
+        // clients cache routes forever).
+        let endpoint = self.self_addr.clone();
         Some(GroupTopicRoute {
             group: self.group.clone(),
             endpoint,

@@ -15,6 +15,7 @@ use raftmq_broker::config::DurabilityMode;
 use raftmq_client::producer::Message;
 use raftmq_client::{Cluster, Producer};
 
+use crate::bench_consume::{consume, end_to_end};
 use crate::devcluster::{DevCluster, DevClusterSpec};
 
 #[derive(Args)]
@@ -40,6 +41,12 @@ pub struct BenchArgs {
     failovers: usize,
     #[arg(long, default_value_t = 19_081)]
     base_port: u16,
+    /// Messages pre-published for the consume scenario (0 skips it).
+    #[arg(long, default_value_t = 100_000)]
+    consume_count: u64,
+    /// Rate of the end-to-end latency scenario, msgs/s (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    e2e_rate: u64,
 }
 
 struct Row {
@@ -65,6 +72,8 @@ fn cpu_seconds() -> f64 {
 pub async fn run(a: BenchArgs) -> Result<(), String> {
     let mut rows = Vec::new();
     let mut failovers = Vec::new();
+    let mut consume_rows = Vec::new();
+    let mut e2e_rows = Vec::new();
     for (mi, mode) in a.modes.iter().enumerate() {
         let durability = match mode.as_str() {
             "sync" => DurabilityMode::Sync,
@@ -114,6 +123,12 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
                 hist,
             });
         }
+        if a.consume_count > 0 {
+            consume_rows.push(consume(&cluster, &producer, &body, mode, a.consume_count).await?);
+        }
+        if a.e2e_rate > 0 {
+            e2e_rows.push(end_to_end(&cluster, &producer, &body, mode, a.e2e_rate, a.secs).await?);
+        }
         for i in 0..a.failovers {
             let ms = failover(&mut cluster, &producer, &body).await?;
             println!("{mode:>5} failover {}: first successful send {ms:.0} ms after the leader was killed", i + 1);
@@ -122,6 +137,7 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
         cluster.shutdown().await;
     }
     print_table(&rows, &failovers);
+    crate::bench_consume::print_tables(&consume_rows, &e2e_rows);
     Ok(())
 }
 

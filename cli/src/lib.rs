@@ -4,8 +4,9 @@
 //! # Layout
 //! - [`devcluster`]: a nameserver and broker groups on loopback, with `kill`/`restart` verbs.
 //! - [`commands`]: `dev`, `topic`, `send`, `read`, `status`.
-//! - [`bench`]: the publish and failover benchmark.
+//! - [`bench`]: the publish and failover benchmark; [`bench_consume`]: consume and end-to-end.
 
 pub mod bench;
+pub mod bench_consume;
 pub mod commands;
 pub mod devcluster;

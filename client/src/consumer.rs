@@ -164,6 +164,42 @@ impl SimpleConsumer {
         Error::from_status(resp.status.as_ref())
     }
 
+    /// Acknowledges several messages delivered by one broker group in one
+    /// request (one Raft entry); returns one result per message.
+    pub async fn ack_all(&self, msgs: &[ReceivedMessage]) -> Result<Vec<Result<(), Error>>, Error> {
+        let Some(first) = msgs.first() else { return Ok(Vec::new()) };
+        if msgs.iter().any(|m| m.broker_group != first.broker_group || m.topic != first.topic) {
+            return Err(Error::InvalidArgument("ack_all takes messages of one topic from one broker group".into()));
+        }
+        let req = v2::AckMessageRequest {
+            group: res(&self.group),
+            topic: res(&first.topic),
+            entries: msgs
+                .iter()
+                .map(|m| v2::AckMessageEntry {
+                    message_id: m.message_id.clone(),
+                    receipt_handle: m.receipt_handle.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+        };
+        let resp = self
+            .on_group(&first.broker_group, |mut c| {
+                let mut r = tonic::Request::new(req.clone());
+                r.set_timeout(DEFAULT_TIMEOUT);
+                async move { c.ack_message(r).await.map(|r| r.into_inner()) }
+            })
+            .await?;
+        if resp.entries.len() != msgs.len() {
+            Error::from_status(resp.status.as_ref())?;
+            return Err(Error::Broker {
+                code: v2::Code::InternalError,
+                message: "ack answered the wrong number of entries".into(),
+            });
+        }
+        Ok(resp.entries.iter().map(|e| Error::from_status(e.status.as_ref())).collect())
+    }
+
     /// Hides the message for `invisible` from now (a retry after a delay, or
     /// more time to process it); the message's receipt handle is replaced.
     pub async fn change_invisible(&self, m: &mut ReceivedMessage, invisible: Duration) -> Result<(), Error> {

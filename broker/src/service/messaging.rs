@@ -237,7 +237,7 @@ impl MessagingService for MessagingServiceImpl {
             let e = ApiError::new(Code::IllegalTopic, e.to_string());
             return Ok(Response::new(v2::QueryRouteResponse { status: status(Err(&e)), message_queues: vec![] }));
         }
-        let groups = self.routes.route(&topic, &self.shared, &self.proposer).await;
+        let groups = self.routes.route(&topic, &self.shared).await;
         if groups.is_empty() {
             let e = ApiError::new(Code::TopicNotFound, format!("topic '{topic}' does not exist on any broker group"));
             return Ok(Response::new(v2::QueryRouteResponse { status: status(Err(&e)), message_queues: vec![] }));
@@ -336,7 +336,7 @@ impl MessagingService for MessagingServiceImpl {
             return Ok(fail(e));
         }
         let readable = |p: i32| p == v2::Permission::Read as i32 || p == v2::Permission::ReadWrite as i32;
-        let groups = self.routes.route(&topic, &self.shared, &self.proposer).await;
+        let groups = self.routes.route(&topic, &self.shared).await;
         if groups.is_empty() {
             return Ok(fail(ApiError::new(
                 Code::TopicNotFound,

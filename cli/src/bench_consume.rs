@@ -1,0 +1,174 @@
+//! The consume side of `raftmq bench`, in ../shared/bench's scenarios:
+//! consume throughput of pre-published 1 KiB messages, each acknowledged (one
+//! ack request per received batch), and end-to-end latency (send start to
+//! receipt) while a paced producer sends at a fixed rate.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use raftmq_client::producer::Message;
+use raftmq_client::{Cluster, Producer, SimpleConsumer};
+
+use crate::devcluster::DevCluster;
+
+pub struct ConsumeRow {
+    mode: String,
+    prefilled: u64,
+    consumed: u64,
+    secs: f64,
+}
+
+pub struct E2eRow {
+    mode: String,
+    rate: u64,
+    received: u64,
+    hist: hdrhistogram::Histogram<u64>,
+}
+
+fn client(cluster: &DevCluster) -> Result<Cluster, String> {
+    Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).map_err(|e| e.to_string())
+}
+
+pub async fn consume(
+    cluster: &DevCluster,
+    producer: &Arc<Producer>,
+    body: &bytes::Bytes,
+    mode: &str,
+    count: u64,
+) -> Result<ConsumeRow, String> {
+    let c = client(cluster)?;
+    c.create_topic("bench-consume", 4, &[]).await.map_err(|e| e.to_string())?;
+    let fill = ProgressBar::new(count);
+    fill.set_style(ProgressStyle::with_template("{msg} {bar:30} {pos}/{len}").map_err(|e| e.to_string())?);
+    fill.set_message(format!("{mode:>5} prefill"));
+    let (prefilled, _) = publish_to(producer, body, "bench-consume", count, &fill).await;
+    fill.finish_and_clear();
+    let consumer = SimpleConsumer::new(c, "bench-cg", "bench-consume").with_invisible(Duration::from_secs(60));
+    let bar = ProgressBar::new(prefilled);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{mode:>5} consume {{bar:30}} {{pos}}/{{len}} {{per_sec}}"))
+            .map_err(|e| e.to_string())?,
+    );
+    let t = Instant::now();
+    let mut consumed = 0;
+    while consumed < prefilled && t.elapsed() < Duration::from_secs(60) {
+        let Ok(batch) = consumer.receive(64, Duration::from_secs(1)).await else { continue };
+        if let Ok(results) = consumer.ack_all(&batch).await {
+            let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
+            consumed += ok;
+            bar.inc(ok);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(ConsumeRow { mode: mode.to_string(), prefilled, consumed, secs: t.elapsed().as_secs_f64() })
+}
+
+/// Sends `count` messages to `topic` with 64 workers; returns how many were acknowledged.
+async fn publish_to(
+    producer: &Arc<Producer>,
+    body: &bytes::Bytes,
+    topic: &str,
+    count: u64,
+    bar: &ProgressBar,
+) -> (u64, u64) {
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let workers = (0..64).map(|_| {
+        let (p, b, n, bar, topic) = (producer.clone(), body.clone(), next.clone(), bar.clone(), topic.to_string());
+        tokio::spawn(async move {
+            let (mut ok, mut err) = (0, 0);
+            while n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
+                match p.send(Message::new(topic.clone(), b.clone())).await {
+                    Ok(_) => ok += 1,
+                    Err(_) => err += 1,
+                }
+                bar.inc(1);
+            }
+            (ok, err)
+        })
+    });
+    futures::future::join_all(workers).await.into_iter().flatten().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
+pub async fn end_to_end(
+    cluster: &DevCluster,
+    producer: &Arc<Producer>,
+    body: &bytes::Bytes,
+    mode: &str,
+    rate: u64,
+    secs: u64,
+) -> Result<E2eRow, String> {
+    let c = client(cluster)?;
+    c.create_topic("bench-e2e", 4, &[]).await.map_err(|e| e.to_string())?;
+    let consumer = SimpleConsumer::new(c, "bench-e2e-cg", "bench-e2e").with_invisible(Duration::from_secs(60));
+    let stop = Instant::now() + Duration::from_secs(secs);
+    // The producer stamps its send start into the body; the consumer measures on receipt.
+    let p = producer.clone();
+    let size = body.len();
+    let epoch = Instant::now();
+    let sender = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+        let mut inflight = Vec::new();
+        while Instant::now() < stop {
+            tick.tick().await;
+            let mut b = vec![b'x'; size.max(8)];
+            b[..8].copy_from_slice(&(epoch.elapsed().as_micros() as u64).to_le_bytes());
+            let p = p.clone();
+            inflight.push(tokio::spawn(async move { p.send(Message::new("bench-e2e", b)).await.is_ok() }));
+        }
+        futures::future::join_all(inflight).await;
+    });
+    let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
+    while Instant::now() < stop + Duration::from_secs(2) {
+        let Ok(batch) = consumer.receive(64, Duration::from_millis(200)).await else { continue };
+        let now = epoch.elapsed().as_micros() as u64;
+        for m in &batch {
+            if let Some(b) = m.body.get(..8) {
+                let sent = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+                let _ = hist.record(now.saturating_sub(sent).max(1));
+            }
+        }
+        let _ = consumer.ack_all(&batch).await;
+    }
+    sender.await.map_err(|e| e.to_string())?;
+    Ok(E2eRow { mode: mode.to_string(), rate, received: hist.len(), hist })
+}
+
+pub fn print_tables(consume: &[ConsumeRow], e2e: &[E2eRow]) {
+    if !consume.is_empty() {
+        println!();
+        println!(
+            "raftmq consume: pre-published 1 KiB messages, simple consumer (pop batches of 64), every message acked"
+        );
+        println!("| {:<5} | {:>9} | {:>9} | {:>9} |", "mode", "prefilled", "consumed", "msgs/s");
+        for r in consume {
+            println!(
+                "| {:<5} | {:>9} | {:>9} | {:>9.0} |",
+                r.mode,
+                r.prefilled,
+                r.consumed,
+                r.consumed as f64 / r.secs
+            );
+        }
+    }
+    if !e2e.is_empty() {
+        println!();
+        println!("raftmq end-to-end latency (send start → consumer receipt), paced producer");
+        println!(
+            "| {:<5} | {:>6} | {:>8} | {:>7} | {:>7} | {:>8} | {:>8} |",
+            "mode", "rate", "received", "p50 µs", "p99 µs", "p99.9 µs", "max µs"
+        );
+        for r in e2e {
+            println!(
+                "| {:<5} | {:>6} | {:>8} | {:>7} | {:>7} | {:>8} | {:>8} |",
+                r.mode,
+                r.rate,
+                r.received,
+                r.hist.value_at_quantile(0.5),
+                r.hist.value_at_quantile(0.99),
+                r.hist.value_at_quantile(0.999),
+                r.hist.max()
+            );
+        }
+    }
+}
