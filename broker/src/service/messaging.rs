@@ -201,6 +201,12 @@ fn status(r: Result<(), &ApiError>) -> Option<V2Status> {
     })
 }
 
+/// The leading status of a receive/pull stream: MESSAGE_NOT_FOUND is an
+/// empty result, not a failure.
+fn found_status(empty: bool) -> V2Status {
+    if empty { V2Status { code: Code::MessageNotFound as i32, message: "no new messages".into() } } else { ok_status() }
+}
+
 fn unimplemented(rpc: &str) -> Status {
     Status::unimplemented(format!(
         "{rpc} is not implemented by this raftmq version yet (transactions, recall, assignments and dead-letter forwarding come with the full v2 API)"
@@ -374,11 +380,7 @@ impl MessagingService for MessagingServiceImpl {
         let items: Vec<Content> = match self.receive(&req, deadline).await {
             Err(e) => vec![Content::Status(e.status())],
             Ok(msgs) => {
-                let head = if msgs.is_empty() {
-                    V2Status { code: Code::MessageNotFound as i32, message: "no new messages".into() }
-                } else {
-                    ok_status()
-                };
+                let head = found_status(msgs.is_empty());
                 std::iter::once(Content::Status(head))
                     .chain(msgs.into_iter().map(Content::Message))
                     .chain(std::iter::once(Content::DeliveryTimestamp(convert::ms_to_ts(now_ms()))))
@@ -470,11 +472,7 @@ impl MessagingService for MessagingServiceImpl {
         let items: Vec<Content> = match self.pull(&req, deadline).await {
             Err(e) => vec![Content::Status(e.status())],
             Ok((msgs, next)) => {
-                let head = if msgs.is_empty() {
-                    V2Status { code: Code::MessageNotFound as i32, message: "no new messages".into() }
-                } else {
-                    ok_status()
-                };
+                let head = found_status(msgs.is_empty());
                 std::iter::once(Content::Status(head))
                     .chain(msgs.into_iter().map(Content::Message))
                     .chain(std::iter::once(Content::NextOffset(next)))
