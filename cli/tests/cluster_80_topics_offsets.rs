@@ -1,0 +1,89 @@
+//! Topic administration (update, delete) and consumer offsets by queue
+//! (UpdateOffset / GetOffset / QueryOffset) over gRPC, all replicated.
+
+use raftmq_cli::devcluster::DevCluster;
+use raftmq_client::producer::Message;
+use raftmq_client::{Cluster, Producer};
+use raftmq_proto::broker::{DeleteTopicRequest, ListTopicsRequest, TopicConfig, UpdateTopicRequest};
+use raftmq_proto::rocketmq::v2::{self as v2, Code};
+
+fn res(name: &str) -> Option<v2::Resource> {
+    Some(v2::Resource { name: name.into(), ..Default::default() })
+}
+
+fn mq(topic: &str, id: i32) -> Option<v2::MessageQueue> {
+    Some(v2::MessageQueue { topic: res(topic), id, ..Default::default() })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_and_topic_changes_are_replicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = DevCluster::three_replicas(dir.path(), 21_981).await.unwrap();
+    let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).unwrap();
+    client.create_topic("t", 1, &[]).await.unwrap();
+    let producer = Producer::new(client.clone());
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    for i in 0..10 {
+        producer.send(Message::new("t", format!("m{i}"))).await.unwrap();
+    }
+    let addrs: Vec<String> = cluster.nodes[0].iter().map(|n| n.as_ref().unwrap().addr.clone()).collect();
+    let mut c = client.messaging(&addrs[0]).unwrap();
+
+    // Consumer offsets: committed through the leader, readable on every replica.
+    let up = v2::UpdateOffsetRequest { group: res("cg"), message_queue: mq("t", 0), offset: 7 };
+    assert_eq!(c.update_offset(up).await.unwrap().into_inner().status.unwrap().code, Code::Ok as i32);
+    let too_far = v2::UpdateOffsetRequest { group: res("cg"), message_queue: mq("t", 0), offset: 11 };
+    assert_eq!(c.update_offset(too_far).await.unwrap().into_inner().status.unwrap().code, Code::BadRequest as i32);
+    for addr in &addrs {
+        let mut r = client.messaging(addr).unwrap();
+        let get = v2::GetOffsetRequest { group: res("cg"), message_queue: mq("t", 0) };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let got = r.get_offset(get.clone()).await.unwrap().into_inner();
+            if got.offset == 7 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "replica {addr} never applied the offset");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let unknown = v2::GetOffsetRequest { group: res("other"), message_queue: mq("t", 0) };
+    assert_eq!(c.get_offset(unknown).await.unwrap().into_inner().status.unwrap().code, Code::NotFound as i32);
+
+    // QueryOffset: beginning, end, and by time.
+    let q = |policy: v2::QueryOffsetPolicy, ts: Option<prost_types::Timestamp>| v2::QueryOffsetRequest {
+        message_queue: mq("t", 0),
+        query_offset_policy: policy as i32,
+        timestamp: ts,
+    };
+    assert_eq!(c.query_offset(q(v2::QueryOffsetPolicy::Beginning, None)).await.unwrap().into_inner().offset, 0);
+    assert_eq!(c.query_offset(q(v2::QueryOffsetPolicy::End, None)).await.unwrap().into_inner().offset, 10);
+    let ts = prost_types::Timestamp { seconds: before.as_secs() as i64, nanos: 0 };
+    assert_eq!(c.query_offset(q(v2::QueryOffsetPolicy::Timestamp, Some(ts))).await.unwrap().into_inner().offset, 0);
+    let future = prost_types::Timestamp { seconds: before.as_secs() as i64 + 3600, nanos: 0 };
+    assert_eq!(c.query_offset(q(v2::QueryOffsetPolicy::Timestamp, Some(future))).await.unwrap().into_inner().offset, 10);
+
+    // Topics: queues only grow; a deleted topic is gone for sends.
+    let mut admin = client.admin(&addrs[1]).unwrap();
+    let grow = TopicConfig { name: "t".into(), queue_count: 3, ..Default::default() };
+    let r = admin.update_topic(UpdateTopicRequest { topic: Some(grow) }).await.unwrap().into_inner();
+    assert!(r.error.is_none(), "{:?}", r.error);
+    let shrink = TopicConfig { name: "t".into(), queue_count: 2, ..Default::default() };
+    let r = admin.update_topic(UpdateTopicRequest { topic: Some(shrink) }).await.unwrap().into_inner();
+    assert_eq!(r.error.map(|e| e.code), Some(Code::BadRequest as i32));
+    let listed = admin.list_topics(ListTopicsRequest {}).await.unwrap().into_inner();
+    let t = listed.topics.iter().find(|t| t.config.as_ref().unwrap().name == "t").unwrap();
+    assert_eq!(t.queues.len(), 3);
+    assert_eq!(t.queues[0].max_offset, 10);
+    let r = admin.delete_topic(DeleteTopicRequest { name: "t".into() }).await.unwrap().into_inner();
+    assert!(r.error.is_none(), "{:?}", r.error);
+    let m = v2::Message {
+        topic: res("t"),
+        system_properties: Some(v2::SystemProperties { message_id: "01AB".into(), ..Default::default() }),
+        body: bytes::Bytes::from_static(b"x"),
+        ..Default::default()
+    };
+    let sent = c.send_message(v2::SendMessageRequest { messages: vec![m] }).await.unwrap().into_inner();
+    assert_eq!(sent.status.unwrap().code, Code::TopicNotFound as i32);
+    cluster.shutdown().await;
+}
