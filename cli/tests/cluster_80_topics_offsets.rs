@@ -61,7 +61,10 @@ async fn offsets_and_topic_changes_are_replicated() {
     let ts = prost_types::Timestamp { seconds: before.as_secs() as i64, nanos: 0 };
     assert_eq!(c.query_offset(q(v2::QueryOffsetPolicy::Timestamp, Some(ts))).await.unwrap().into_inner().offset, 0);
     let future = prost_types::Timestamp { seconds: before.as_secs() as i64 + 3600, nanos: 0 };
-    assert_eq!(c.query_offset(q(v2::QueryOffsetPolicy::Timestamp, Some(future))).await.unwrap().into_inner().offset, 10);
+    assert_eq!(
+        c.query_offset(q(v2::QueryOffsetPolicy::Timestamp, Some(future))).await.unwrap().into_inner().offset,
+        10
+    );
 
     // Topics: queues only grow; a deleted topic is gone for sends.
     let mut admin = client.admin(&addrs[1]).unwrap();
@@ -85,5 +88,38 @@ async fn offsets_and_topic_changes_are_replicated() {
     };
     let sent = c.send_message(v2::SendMessageRequest { messages: vec![m] }).await.unwrap().into_inner();
     assert_eq!(sent.status.unwrap().code, Code::TopicNotFound as i32);
+    cluster.shutdown().await;
+}
+
+/// Idempotent sends: a message id re-sent within the window is stored once,
+/// and the re-send is answered with the original offset (even when it goes
+/// through another replica).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_message_id_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = DevCluster::three_replicas(dir.path(), 22_481).await.unwrap();
+    let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).unwrap();
+    client.create_topic("t", 1, &[]).await.unwrap();
+    let m = |id: &str| v2::Message {
+        topic: res("t"),
+        system_properties: Some(v2::SystemProperties { message_id: id.into(), ..Default::default() }),
+        body: bytes::Bytes::from_static(b"x"),
+        ..Default::default()
+    };
+    let mut offsets = Vec::new();
+    for (node, id) in [(0, "A"), (1, "B"), (2, "A"), (0, "A")] {
+        let mut c = client.messaging(&cluster.nodes[0][node].as_ref().unwrap().addr).unwrap();
+        let r = c.send_message(v2::SendMessageRequest { messages: vec![m(id)] }).await.unwrap().into_inner();
+        assert_eq!(r.status.unwrap().code, Code::Ok as i32);
+        offsets.push(r.entries[0].offset);
+    }
+    assert_eq!(offsets, vec![0, 1, 0, 0]);
+    let mut c = client.messaging(&cluster.nodes[0][0].as_ref().unwrap().addr).unwrap();
+    let end = v2::QueryOffsetRequest {
+        message_queue: mq("t", 0),
+        query_offset_policy: v2::QueryOffsetPolicy::End as i32,
+        timestamp: None,
+    };
+    assert_eq!(c.query_offset(end).await.unwrap().into_inner().offset, 2, "two messages stored");
     cluster.shutdown().await;
 }

@@ -39,6 +39,22 @@ impl Error {
         }
     }
 
+    /// The request may or may not have been stored (a timeout, or the
+    /// connection failed after the request was sent).
+    pub fn is_unknown_outcome(&self) -> bool {
+        match self {
+            Error::Transport { message, .. } => !message.contains("connect"),
+            Error::Broker { code, .. } => matches!(
+                code,
+                Code::MasterPersistenceTimeout
+                    | Code::SlavePersistenceTimeout
+                    | Code::ProxyTimeout
+                    | Code::RequestTimeout
+            ),
+            _ => false,
+        }
+    }
+
     pub(crate) fn transport(endpoint: &str, e: impl std::fmt::Display) -> Self {
         Error::Transport { endpoint: endpoint.to_string(), message: e.to_string() }
     }

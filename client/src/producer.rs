@@ -131,8 +131,13 @@ impl Producer {
         let mut route = self.route(&topic, false).await?;
         let start = self.next_queue.fetch_add(1, Ordering::Relaxed);
         let mut last = None;
+        // Moves on to the next group only after a failure that certainly stored
+        // nothing; after an unknown outcome the same group and queue are tried
+        // again, so the broker's idempotent-send window answers a re-send of a
+        // message it already stored with the original position.
+        let mut shift = 0;
+        let mut pinned: Option<(String, i32)> = None;
         for attempt in 0..=self.retries {
-            // Each attempt moves to the next group (when there are several).
             let queues: Vec<(usize, i32)> = route
                 .groups
                 .iter()
@@ -144,13 +149,22 @@ impl Producer {
             if queues.is_empty() {
                 return Err(Error::NotFound(format!("topic '{topic}' has no queues")));
             }
-            let (gi, queue) = queues[(start + attempt * queues.len() / route.groups.len().max(1)) % queues.len()];
+            let pinned_at = pinned
+                .as_ref()
+                .and_then(|(g, q)| queues.iter().find(|(gi, qq)| route.groups[*gi].group == *g && qq == q).copied());
+            let (gi, queue) = pinned_at
+                .unwrap_or_else(|| queues[(start + shift * queues.len() / route.groups.len().max(1)) % queues.len()]);
             let group = &route.groups[gi];
             let req = build_request(&msgs, &ids, queue);
             match self.send_to_group(group, req).await {
                 Ok(resp) => return receipts(resp, &group.group, queue, &msgs, ids),
                 Err(e) if e.is_retriable() => {
                     tracing::debug!(group = %group.group, attempt, "send failed, retrying: {e}");
+                    if e.is_unknown_outcome() {
+                        pinned = Some((group.group.clone(), queue));
+                    } else if pinned.is_none() {
+                        shift += 1;
+                    }
                     last = Some(e);
                     route = self.route(&topic, true).await.unwrap_or(route);
                 }

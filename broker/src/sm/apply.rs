@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::io;
 
 use raftmq_proto::broker::{
-    CommandReply, Error as PbError, MetaCommand, SendEntryResult, SendResult, TopicConfig, command_reply, meta_command,
+    CommandReply, Error as PbError, MetaCommand, SendEntryResult, SendResult, SentId, TopicConfig, command_reply,
+    meta_command,
 };
 use raftmq_proto::rocketmq::v2::{Code, Permission};
 use raftmq_store::commitlog::CommitLog;
@@ -80,7 +81,7 @@ fn refuse(meta: &Meta, msgs: &DecodedBatch) -> Option<PbError> {
 /// message, in order, with `error` set on the messages of a refused batch.
 fn apply_batches(
     shared: &Shared,
-    meta: &Meta,
+    meta: &mut Meta,
     index: u64,
     batches: Vec<DecodedBatch>,
     index_out: &mut Vec<IndexEntry>,
@@ -93,11 +94,32 @@ fn apply_batches(
     let mut entries = Vec::with_capacity(batches.iter().map(Vec::len).sum());
     let mut pending = PendingUnits::new();
     for msgs in batches {
+        // A re-send of a batch already stored (its first attempt's outcome was
+        // unknown to the producer) is answered with the original positions.
+        let seen: Option<Vec<SendEntryResult>> =
+            msgs.iter().map(|(m, _)| meta.sent_ids.get(&m.topic, &m.message_id)).collect();
+        if let Some(original) = seen {
+            entries.extend(original);
+            continue;
+        }
         if let Some(e) = refuse(meta, &msgs) {
             entries.extend(msgs.iter().map(|_| SendEntryResult { error: Some(e.clone()), ..Default::default() }));
             continue;
         }
+        let from = entries.len();
+        let stored: Vec<(String, String, i64)> =
+            msgs.iter().map(|(m, _)| (m.topic.clone(), m.message_id.clone(), m.store_timestamp_ms)).collect();
         store_batch(shared, base, msgs, &mut pending, &mut entries, index_out);
+        for ((topic, message_id, ts), e) in stored.into_iter().zip(&entries[from..]) {
+            meta.sent_ids.insert(SentId {
+                topic,
+                message_id,
+                queue_id: e.queue_id,
+                queue_offset: e.queue_offset,
+                position: e.position,
+                store_timestamp_ms: ts,
+            });
+        }
     }
     write_units(shared, pending)?;
     Ok(command_reply::Result::Send(SendResult { entries }))
@@ -185,6 +207,7 @@ fn apply_meta(shared: &Shared, meta: &mut Meta, index: u64, m: MetaCommand) -> c
             }
             meta.offsets.retain(|(_, t, _), _| *t != name);
             meta.pop.retain(|(_, t, _), _| *t != name);
+            meta.sent_ids.remove_topic(&name);
             if let Err(e) = shared.cq.delete_topic(&name) {
                 // The config is gone either way; stale queue files are only disk.
                 tracing::warn!(topic = %name, "deleting consume queues failed: {e}");

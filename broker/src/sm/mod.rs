@@ -19,6 +19,7 @@
 
 pub mod apply;
 pub mod checkpoint;
+pub mod dedup;
 pub mod index_writer;
 pub mod pop;
 pub mod state;

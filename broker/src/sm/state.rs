@@ -9,6 +9,7 @@ use raftmq_proto::broker::{Checkpoint, OffsetUpdate, QueueNext, TopicConfig};
 use raftmq_raft::pb as conv;
 use raftmq_raft::{LogId, StoredMembership};
 
+use super::dedup::SentIds;
 use super::pop::{PopKey, PopQueueState};
 
 /// (consumer group, topic, queue id)
@@ -24,6 +25,8 @@ pub struct Meta {
     pub next_position: u64,
     /// Pop consumption progress per (consumer group, topic, queue).
     pub pop: BTreeMap<PopKey, PopQueueState>,
+    /// Recently stored message ids (idempotent sends).
+    pub sent_ids: SentIds,
 }
 
 impl Meta {
@@ -45,6 +48,7 @@ impl Meta {
             queues,
             next_position: self.next_position,
             pop_queues: self.pop.iter().map(|(k, st)| st.to_pb(k)).collect(),
+            sent_ids: self.sent_ids.to_pb(),
         }
     }
 
@@ -64,6 +68,7 @@ impl Meta {
             membership: StoredMembership::new(conv::opt_log_id_from_pb(c.membership_log_id.as_ref()), membership),
             next_position: c.next_position,
             pop: c.pop_queues.iter().map(PopQueueState::from_pb).collect(),
+            sent_ids: SentIds::from_pb(&c.sent_ids),
         })
     }
 }
