@@ -19,6 +19,9 @@ use raftmq_proto::rocketmq::v2;
 use crate::cluster::{Cluster, DEFAULT_TIMEOUT, TopicRoute};
 use crate::error::Error;
 
+/// Longest wait on one replica before the next is tried.
+const REPLICA_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+
 /// A message to send.
 #[derive(Debug, Clone, Default)]
 pub struct Message {
@@ -197,7 +200,11 @@ impl Producer {
             let addr = addrs[idx];
             let mut client = self.cluster.messaging(addr)?;
             let mut r = tonic::Request::new(req.clone());
-            r.set_timeout(self.timeout);
+            // A partitioned old leader never answers; move to the next replica
+            // (which forwards to the new leader) soon after an election could
+            // have finished. Safe: a re-send of a stored message is answered
+            // with its original position (the broker's idempotent-send window).
+            r.set_timeout(self.timeout.min(REPLICA_ATTEMPT_TIMEOUT));
             match client.send_message(r).await {
                 Ok(resp) => {
                     let resp = resp.into_inner();
