@@ -17,9 +17,11 @@
 //! - [`report`]: `verdict.json`, `index.html` with SVG plots, `summary.html`/`summary.json`.
 //! - [`run`]: `raftmq-jepsen run`: network namespaces, processes, nemeses, the workload.
 //! - [`run_info`]: `run.json`, the run's seed, versions and nemeses.
+//! - [`testkit`]: a builder for hand-made histories (the checker's tests use it).
 
 pub mod checker;
 pub mod history;
 pub mod report;
 pub mod run;
 pub mod run_info;
+pub mod testkit;

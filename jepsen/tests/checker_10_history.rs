@@ -1,16 +1,14 @@
 //! The history format: golden lines for every operation kind, the writer under concurrency,
 //! the reader's error reporting, and the structural errors the checker refuses to judge.
 
-mod common;
-
 use std::io::Cursor;
 use std::sync::Arc;
 
-use common::{H, acked, send};
 use raftmq_jepsen::checker::{self, CheckError};
 use raftmq_jepsen::history::{
     Call, HistoryError, HistoryWriter, OpType, Poll, Process, Queue, parse_history, read_history,
 };
+use raftmq_jepsen::testkit::{H, acked, send};
 
 /// One line per operation kind, exactly as the writer produces them (also quoted in the README).
 const GOLDEN: &str = r#"{"index":0,"op":0,"time_ns":1000,"process":3,"type":"invoke","f":"send","value":{"topic":"jepsen","value":"3-17","message_group":"g3","key":"k3"}}
@@ -137,7 +135,7 @@ fn structurally_broken_histories_are_errors_not_verdicts() {
 
     let mut h = base();
     let open = h.invoke(3, send("b"));
-    h.complete(open, OpType::Ok, common::poll("c1"));
+    h.complete(open, OpType::Ok, raftmq_jepsen::testkit::poll("c1"));
     assert_eq!(checker::check(&h.entries), Err(CheckError::MismatchedCompletion { op: 1, index: 3 }));
 
     let mut h = base();

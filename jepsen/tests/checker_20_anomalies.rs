@@ -1,11 +1,9 @@
 //! One hand-made history per anomaly kind: each is found, as exactly that kind, with the
 //! evidence that proves it.
 
-mod common;
-
-use common::{H, commit, fetch, kinds, q, send, send_in};
 use raftmq_jepsen::checker::{Anomaly, AnomalyKind, Evidence, Verdict};
 use raftmq_jepsen::history::{Call, OpType, Position, Process};
+use raftmq_jepsen::testkit::{H, commit, fetch, kinds, q, send, send_in};
 
 fn pos(queue: u32, offset: u64) -> Position {
     Position { queue: q(queue), offset }

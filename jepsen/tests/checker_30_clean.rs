@@ -2,11 +2,9 @@
 //! that did and did not land, pipelined sends, reassignments, concurrent consumers, overlapping
 //! commits) is accepted, and a generated 200k-operation history checks clean.
 
-mod common;
-
-use common::{H, Open, acked, commit, fetch, kinds, polled, send, send_in};
 use raftmq_jepsen::checker::{self, AnomalyKind};
 use raftmq_jepsen::history::{Call, Entry, FaultAction, OpType};
+use raftmq_jepsen::testkit::{H, Open, acked, commit, fetch, kinds, polled, send, send_in};
 
 #[test]
 fn hand_made_clean_history_has_no_anomalies() {
@@ -35,7 +33,7 @@ fn hand_made_clean_history_has_no_anomalies() {
     h.poll_ok(10, "c1", true, &[(1, 0, "x")]);
     h.poll_ok(10, "c1", true, &[(0, 0, "a")]);
     // A poll that failed or timed out reads nothing, whatever it carries.
-    let p = h.invoke(11, common::poll("c2"));
+    let p = h.invoke(11, raftmq_jepsen::testkit::poll("c2"));
     h.complete(p, OpType::Info, polled("c2", false, &[(0, 0, "zzz")]));
 
     // Consumer offsets: a fetch before any commit; two overlapping commits where the lower
@@ -149,7 +147,7 @@ impl Sim {
 
     fn consumer_step(&mut self, c: usize) {
         let Some(open) = self.consumers[c].take() else {
-            self.consumers[c] = Some(self.h.invoke(100 + c as u64, common::poll(&format!("c{c}"))));
+            self.consumers[c] = Some(self.h.invoke(100 + c as u64, raftmq_jepsen::testkit::poll(&format!("c{c}"))));
             return;
         };
         let queue = self.pick(QUEUES);

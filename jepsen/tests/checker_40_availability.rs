@@ -1,10 +1,8 @@
 //! Availability: fault windows from nemesis ops, sends per window, recovery times, latency.
 
-mod common;
-
-use common::{H, MS, acked, fault, send};
 use raftmq_jepsen::checker::{OutcomeCounts, Quantiles};
 use raftmq_jepsen::history::{FaultAction, OpType, Process};
+use raftmq_jepsen::testkit::{H, MS, acked, fault, send};
 
 #[test]
 fn windows_count_sends_and_measure_recovery() {

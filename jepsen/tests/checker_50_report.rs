@@ -1,18 +1,16 @@
 //! The report: a run directory gets verdict.json and index.html with every section and both
 //! plots; a folder of runs gets summary.json and summary.html; the binary's exit codes.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-use common::{H, send};
 use raftmq_jepsen::checker::{AnomalyKind, Verdict};
 use raftmq_jepsen::history::{Call, FaultAction, OpType};
 use raftmq_jepsen::report::{self, Summary};
 use raftmq_jepsen::run_info::RunInfo;
+use raftmq_jepsen::testkit::{H, send};
 
 /// A small run; `lose` drops the read of the first message, which makes it `lost`.
 fn history(lose: bool) -> H {

@@ -3,8 +3,6 @@
 //! The suite also drives a state machine; [`MemSm`] is the smallest one that satisfies it
 //! (applied log id, last membership, a metadata-only snapshot). It exists for this test only.
 
-mod commitlog_common;
-
 use std::io;
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +12,8 @@ use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::type_config::alias::SnapshotOf;
 use openraft::{OptionalSend, StorageError};
 use raftmq_raft::{CommandReply, EntryPayload, LogId, SnapshotMeta, StoredMembership, TypeConfig};
-use raftmq_store::commitlog::CommitLog;
+use raftmq_store::commitlog::{CommitLog, CommitLogConfig, Durability};
+use raftmq_store::io::RealIo;
 use tempfile::TempDir;
 
 #[derive(Default)]
@@ -90,7 +89,9 @@ struct Builder;
 impl StoreBuilder<TypeConfig, CommitLog, MemSm, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, CommitLog, MemSm), StorageError<TypeConfig>> {
         let dir = TempDir::new().expect("tempdir");
-        let log = commitlog_common::open(dir.path(), commitlog_common::cfg()).await;
+        // 64 KiB segments, so the suite's logs roll over segments too.
+        let cfg = CommitLogConfig { segment_bytes: 64 * 1024, durability: Durability::Sync, max_read_bytes: 4 << 20 };
+        let log = CommitLog::open(dir.path(), cfg, Arc::new(RealIo)).await.expect("open");
         Ok((dir, log, MemSm::default()))
     }
 }

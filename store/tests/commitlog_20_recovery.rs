@@ -6,17 +6,15 @@
 //! format change fails here. After an intentional change, regenerate with
 //! `RAFTMQ_REGENERATE_FIXTURES=1 cargo test -p raftmq-store --test commitlog_20_recovery generated_fixtures`.
 
-mod commitlog_common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use commitlog_common::*;
 use openraft::RaftLogReader;
 use openraft::storage::RaftLogStorage;
 use raftmq_raft::{Entry, Vote};
 use raftmq_store::commitlog::{CommitLog, StoreError};
 use raftmq_store::io::{FaultyIo, RealIo};
+use raftmq_store::testkit::*;
 use tempfile::TempDir;
 
 const FIXTURES: [&str; 4] = ["clean", "torn_tail", "bad_crc", "bad_crc_middle"];

@@ -2,17 +2,15 @@
 //! the ordering of `save_vote` behind queued appends. Every scenario ends by reopening the
 //! directory with the real backend, as a restarted broker would.
 
-mod commitlog_common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use commitlog_common::*;
 use openraft::RaftLogReader;
 use openraft::storage::RaftLogStorage;
 use raftmq_raft::Vote;
 use raftmq_store::commitlog::CommitLog;
 use raftmq_store::io::FaultyIo;
+use raftmq_store::testkit::*;
 use tempfile::TempDir;
 
 async fn open_faulty(dir: &std::path::Path, cfg: raftmq_store::commitlog::CommitLogConfig) -> (CommitLog, FaultyIo) {

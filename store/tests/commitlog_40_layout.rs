@@ -2,13 +2,11 @@
 //! truncation that reproduces the positions of a log that never had the conflicting tail,
 //! whole-segment purge, `set_base`, and append validation.
 
-mod commitlog_common;
-
-use commitlog_common::*;
 use openraft::RaftLogReader;
 use openraft::storage::RaftLogStorage;
 use raftmq_raft::EntryPayload;
 use raftmq_store::commitlog::{CommitLog, CommitLogConfig, StoreError};
+use raftmq_store::testkit::*;
 use tempfile::TempDir;
 
 /// Record length of a Normal entry with a `len`-byte Cmd.

@@ -1,21 +1,20 @@
-//! Helpers shared by the `commitlog_*` integration tests: entry builders, appends that wait
-//! for (or hand back) their `IOFlushed` result, and small directory utilities.
-
-#![allow(dead_code)] // each test binary uses a different subset
+//! Helpers for CommitLog tests: entry builders, appends that wait for (or hand back) their
+//! `IOFlushed` result, and small directory utilities. Compiled only with the `testkit`
+//! feature, which this crate's own integration tests turn on.
 
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::commitlog::{CommitLog, CommitLogConfig, Durability};
+use crate::io::{IoBackend, RealIo};
 use bytes::Bytes;
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::type_config::TypeConfigExt;
 use openraft::{BasicNode, RaftLogReader};
 use raftmq_raft::{Cmd, Entry, LogId, Membership, TypeConfig};
-use raftmq_store::commitlog::{CommitLog, CommitLogConfig, Durability};
-use raftmq_store::io::{IoBackend, RealIo};
 
 pub const SEG: u64 = 64 * 1024;
 

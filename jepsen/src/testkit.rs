@@ -1,9 +1,9 @@
 //! A history builder for hand-made histories: each line advances the clock by 1 ms unless the
-//! test sets the time, and helpers record whole operations in one call.
-#![allow(dead_code)] // each test file uses a different subset
+//! caller sets the time, and helpers record whole operations in one call. The checker's tests
+//! build their histories with it; it is public so other checkers and simulations can too.
 
-use raftmq_jepsen::checker::{self, AnomalyKind, Verdict};
-use raftmq_jepsen::history::{
+use crate::checker::{self, AnomalyKind, Verdict};
+use crate::history::{
     Call, ConsumerOffset, Entry, Fault, FaultAction, Message, OpType, Poll, Position, Process, Queue, Send,
 };
 
