@@ -1,0 +1,10 @@
+//! Loopback cluster tests (real gRPC, in-process replicas), one binary for all of them.
+
+mod cluster_10_failover;
+mod cluster_20_replicas;
+mod cluster_30_membership;
+mod cluster_40_groups;
+mod cluster_50_pop;
+mod cluster_60_bad_input;
+mod cluster_70_sdk_consumer;
+mod cluster_80_topics_offsets;
