@@ -20,7 +20,6 @@ use raftmq_store::io::RealIo;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::batcher::SendBatcher;
 use crate::config::BrokerConfig;
 use crate::proposer::Proposer;
 use crate::registration::Registration;
@@ -173,9 +172,14 @@ fn spawn_server(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let group = config.group.clone();
-    let batcher = SendBatcher::start(proposer.clone(), config.max_inflight_proposals);
-    let messaging =
-        MessagingServiceImpl::new(shared.clone(), proposer.clone(), batcher, routes, addr, config.max_body_bytes);
+    let messaging = MessagingServiceImpl::new(
+        shared.clone(),
+        proposer.clone(),
+        config.max_inflight_proposals,
+        routes,
+        addr,
+        config.max_body_bytes,
+    );
     let max_msg = config.max_body_bytes + 1024 * 1024;
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(5)))

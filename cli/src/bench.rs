@@ -124,7 +124,9 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
             });
         }
         if a.consume_count > 0 {
-            consume_rows.push(consume(&cluster, &producer, &body, mode, a.consume_count).await?);
+            for pipelined in [false, true] {
+                consume_rows.push(consume(&cluster, &producer, &body, mode, a.consume_count, pipelined).await?);
+            }
         }
         if a.e2e_rate > 0 {
             e2e_rows.push(end_to_end(&cluster, &producer, &body, mode, a.e2e_rate, a.secs).await?);

@@ -1,19 +1,30 @@
 //! The consume side of `raftmq bench`, in ../shared/bench's scenarios:
 //! consume throughput of pre-published 1 KiB messages, each acknowledged (one
-//! ack request per received batch), and end-to-end latency (send start to
-//! receipt) while a paced producer sends at a fixed rate.
+//! ack request per received batch, naming every message of it), with acks
+//! awaited before the next receive or pipelined (sent from a spawned task,
+//! at most [`PIPELINED_ACKS`] outstanding); and end-to-end latency (send start
+//! to receipt) while a paced producer sends at a fixed rate and the consumer
+//! pipelines its acks, as the peers' runs do.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use raftmq_client::producer::Message;
-use raftmq_client::{Cluster, Producer, SimpleConsumer};
+use raftmq_client::{Cluster, Producer, ReceivedMessage, SimpleConsumer};
+use tokio::sync::Semaphore;
 
 use crate::devcluster::DevCluster;
 
+/// Messages asked for per receive (the peers' pull batch is 256 too).
+const RECEIVE_BATCH: i32 = 256;
+/// Ack requests in flight at once when acks are pipelined.
+const PIPELINED_ACKS: usize = 8;
+
 pub struct ConsumeRow {
     mode: String,
+    acks: &'static str,
     prefilled: u64,
     consumed: u64,
     secs: f64,
@@ -36,32 +47,88 @@ pub async fn consume(
     body: &bytes::Bytes,
     mode: &str,
     count: u64,
+    pipelined: bool,
 ) -> Result<ConsumeRow, String> {
     let c = client(cluster)?;
-    c.create_topic("bench-consume", 4, &[]).await.map_err(|e| e.to_string())?;
+    let topic = if pipelined { "bench-consume-p" } else { "bench-consume-a" };
+    let acks = if pipelined { "pipelined" } else { "awaited" };
+    c.create_topic(topic, 4, &[]).await.map_err(|e| e.to_string())?;
     let fill = ProgressBar::new(count);
     fill.set_style(ProgressStyle::with_template("{msg} {bar:30} {pos}/{len}").map_err(|e| e.to_string())?);
     fill.set_message(format!("{mode:>5} prefill"));
-    let (prefilled, _) = publish_to(producer, body, "bench-consume", count, &fill).await;
+    let (prefilled, _) = publish_to(producer, body, topic, count, &fill).await;
     fill.finish_and_clear();
-    let consumer = SimpleConsumer::new(c, "bench-cg", "bench-consume").with_invisible(Duration::from_secs(60));
+    let consumer = Arc::new(SimpleConsumer::new(c, "bench-cg", topic).with_invisible(Duration::from_secs(60)));
     let bar = ProgressBar::new(prefilled);
     bar.set_style(
-        ProgressStyle::with_template(&format!("{mode:>5} consume {{bar:30}} {{pos}}/{{len}} {{per_sec}}"))
+        ProgressStyle::with_template(&format!("{mode:>5} consume, {acks} acks {{bar:30}} {{pos}}/{{len}} {{per_sec}}"))
             .map_err(|e| e.to_string())?,
     );
+    let acked = Arc::new(AtomicU64::new(0));
+    let acker = Acker::new(consumer.clone(), acked.clone(), bar.clone(), pipelined);
     let t = Instant::now();
-    let mut consumed = 0;
-    while consumed < prefilled && t.elapsed() < Duration::from_secs(60) {
-        let Ok(batch) = consumer.receive(64, Duration::from_secs(1)).await else { continue };
-        if let Ok(results) = consumer.ack_all(&batch).await {
-            let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
-            consumed += ok;
-            bar.inc(ok);
+    let mut received = 0;
+    while acked.load(Ordering::Relaxed) < prefilled && t.elapsed() < Duration::from_secs(60) {
+        // Receive only what is not yet received: a pipelined consumer must not
+        // long-poll an empty topic while its last acks are in flight.
+        if received >= prefilled {
+            acker.drain().await;
+            continue;
+        }
+        let Ok(batch) = consumer.receive(RECEIVE_BATCH, Duration::from_secs(1)).await else { continue };
+        received += batch.len() as u64;
+        acker.ack(batch).await;
+    }
+    acker.drain().await;
+    bar.finish_and_clear();
+    let consumed = acked.load(Ordering::Relaxed);
+    Ok(ConsumeRow { mode: mode.to_string(), acks, prefilled, consumed, secs: t.elapsed().as_secs_f64() })
+}
+
+/// Acks received batches, awaited or from spawned tasks (bounded).
+struct Acker {
+    consumer: Arc<SimpleConsumer>,
+    acked: Arc<AtomicU64>,
+    bar: ProgressBar,
+    slots: Option<Arc<Semaphore>>,
+}
+
+impl Acker {
+    fn new(consumer: Arc<SimpleConsumer>, acked: Arc<AtomicU64>, bar: ProgressBar, pipelined: bool) -> Self {
+        let slots = pipelined.then(|| Arc::new(Semaphore::new(PIPELINED_ACKS)));
+        Self { consumer, acked, bar, slots }
+    }
+
+    async fn ack(&self, batch: Vec<ReceivedMessage>) {
+        if batch.is_empty() {
+            return;
+        }
+        let (consumer, acked, bar) = (self.consumer.clone(), self.acked.clone(), self.bar.clone());
+        let work = async move {
+            if let Ok(results) = consumer.ack_all(&batch).await {
+                let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
+                acked.fetch_add(ok, Ordering::Relaxed);
+                bar.inc(ok);
+            }
+        };
+        match &self.slots {
+            None => work.await,
+            Some(slots) => {
+                let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                tokio::spawn(async move {
+                    work.await;
+                    drop(permit);
+                });
+            }
         }
     }
-    bar.finish_and_clear();
-    Ok(ConsumeRow { mode: mode.to_string(), prefilled, consumed, secs: t.elapsed().as_secs_f64() })
+
+    /// Waits until no pipelined ack is in flight.
+    async fn drain(&self) {
+        if let Some(slots) = &self.slots {
+            let _all = slots.acquire_many(PIPELINED_ACKS as u32).await;
+        }
+    }
 }
 
 /// Sends `count` messages to `topic` with 64 workers; returns how many were acknowledged.
@@ -72,12 +139,12 @@ async fn publish_to(
     count: u64,
     bar: &ProgressBar,
 ) -> (u64, u64) {
-    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
     let workers = (0..64).map(|_| {
         let (p, b, n, bar, topic) = (producer.clone(), body.clone(), next.clone(), bar.clone(), topic.to_string());
         tokio::spawn(async move {
             let (mut ok, mut err) = (0, 0);
-            while n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
+            while n.fetch_add(1, Ordering::Relaxed) < count {
                 match p.send(Message::new(topic.clone(), b.clone())).await {
                     Ok(_) => ok += 1,
                     Err(_) => err += 1,
@@ -100,7 +167,9 @@ pub async fn end_to_end(
 ) -> Result<E2eRow, String> {
     let c = client(cluster)?;
     c.create_topic("bench-e2e", 4, &[]).await.map_err(|e| e.to_string())?;
-    let consumer = SimpleConsumer::new(c, "bench-e2e-cg", "bench-e2e").with_invisible(Duration::from_secs(60));
+    let consumer =
+        Arc::new(SimpleConsumer::new(c, "bench-e2e-cg", "bench-e2e").with_invisible(Duration::from_secs(60)));
+    let acker = Acker::new(consumer.clone(), Arc::default(), ProgressBar::hidden(), true);
     let stop = Instant::now() + Duration::from_secs(secs);
     // The producer stamps its send start into the body; the consumer measures on receipt.
     let p = producer.clone();
@@ -120,7 +189,7 @@ pub async fn end_to_end(
     });
     let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
     while Instant::now() < stop + Duration::from_secs(2) {
-        let Ok(batch) = consumer.receive(64, Duration::from_millis(200)).await else { continue };
+        let Ok(batch) = consumer.receive(RECEIVE_BATCH, Duration::from_millis(200)).await else { continue };
         let now = epoch.elapsed().as_micros() as u64;
         for m in &batch {
             if let Some(b) = m.body.get(..8) {
@@ -128,8 +197,9 @@ pub async fn end_to_end(
                 let _ = hist.record(now.saturating_sub(sent).max(1));
             }
         }
-        let _ = consumer.ack_all(&batch).await;
+        acker.ack(batch).await;
     }
+    acker.drain().await;
     sender.await.map_err(|e| e.to_string())?;
     Ok(E2eRow { mode: mode.to_string(), rate, received: hist.len(), hist })
 }
@@ -138,13 +208,15 @@ pub fn print_tables(consume: &[ConsumeRow], e2e: &[E2eRow]) {
     if !consume.is_empty() {
         println!();
         println!(
-            "raftmq consume: pre-published 1 KiB messages, simple consumer (pop batches of 64), every message acked"
+            "raftmq consume: pre-published 1 KiB messages, one simple consumer (receive batches of {RECEIVE_BATCH}), \
+             every message acked"
         );
-        println!("| {:<5} | {:>9} | {:>9} | {:>9} |", "mode", "prefilled", "consumed", "msgs/s");
+        println!("| {:<5} | {:<9} | {:>9} | {:>9} | {:>9} |", "mode", "acks", "prefilled", "consumed", "msgs/s");
         for r in consume {
             println!(
-                "| {:<5} | {:>9} | {:>9} | {:>9.0} |",
+                "| {:<5} | {:<9} | {:>9} | {:>9} | {:>9.0} |",
                 r.mode,
+                r.acks,
                 r.prefilled,
                 r.consumed,
                 r.consumed as f64 / r.secs

@@ -5,15 +5,17 @@
 
 use std::time::Duration;
 
+use std::sync::atomic::Ordering;
+
 use raftmq_proto::broker::{
-    AckBatch, ChangeInvisible, MetaCommand, Pop, PopTarget, Popped, StoredMessage, command_reply, meta_command,
+    AckBatch, ChangeInvisible, CommandReply, MetaCommand, Pop, PopTarget, Popped, StoredMessage, command_reply,
+    meta_command,
 };
 use raftmq_proto::rocketmq::v2::{self as v2, Code};
 use tokio::time::Instant;
 
 use super::messaging::{MessagingServiceImpl, now_ms};
 use super::{convert, receipt};
-use crate::cmd;
 use crate::error::ApiError;
 use crate::sm::pop::dlq_topic;
 
@@ -76,36 +78,47 @@ impl MessagingServiceImpl {
         let poll_until = (Instant::now() + poll.min(MAX_POLL)).min(deadline);
         let batch = if req.batch_size <= 0 { 32 } else { req.batch_size.min(1024) } as usize;
         let mut applied = self.shared.subscribe_applied();
+        // Start at a rotating queue so that no queue is starved when there is
+        // more to deliver than one batch.
+        let start = self.round_robin.fetch_add(1, Ordering::Relaxed);
         loop {
-            let mut out = Vec::new();
-            for q in 0..queues as i32 {
-                if out.len() >= batch || !self.pop_may_find(&group, &topic, q) {
-                    continue;
-                }
+            let candidates: Vec<i32> = (0..queues)
+                .map(|i| ((start.wrapping_add(i)) % queues) as i32)
+                .filter(|q| self.pop_may_find(&group, &topic, *q))
+                .collect();
+            if let Some(&first) = candidates.first() {
                 let pop = Pop {
                     group: group.clone(),
                     topic: topic.clone(),
-                    queue_id: q,
-                    max: (batch - out.len()) as i32,
+                    queue_id: first,
+                    queue_ids: candidates,
+                    max: batch as i32,
                     now_ms: now_ms(),
                     invisible_ms: invisible.as_millis() as i64,
                     tags: tags.clone(),
                     max_attempts: self.policy.max_delivery_attempts,
                 };
-                let reply =
-                    self.proposer.propose(cmd::encode_meta(&meta(meta_command::Cmd::Pop(pop))), deadline).await?;
-                match reply.result {
-                    Some(command_reply::Result::Pop(p)) => out.extend(self.deliver(&group, &topic, q, &p.popped)?),
+                let out = match self.meta_one(meta_command::Cmd::Pop(pop), deadline).await?.result {
+                    Some(command_reply::Result::Pop(p)) => self.deliver(&group, &topic, &p.popped)?,
                     Some(command_reply::Result::Error(e)) => return Err(ApiError::from_reply(&e)),
                     _ => return Err(ApiError::internal("unexpected reply to a pop")),
+                };
+                if !out.is_empty() {
+                    return Ok(out);
                 }
             }
-            if !out.is_empty() || Instant::now() >= poll_until {
-                return Ok(out);
+            if Instant::now() >= poll_until {
+                return Ok(Vec::new());
             }
             let wake = poll_until.min(Instant::now() + EXPIRY_RECHECK);
             let _ = tokio::time::timeout_at(wake, applied.changed()).await;
         }
+    }
+
+    /// Proposes one pop-state command in an entry shared with concurrent ones.
+    async fn meta_one(&self, cmd: meta_command::Cmd, deadline: Instant) -> Result<CommandReply, ApiError> {
+        let mut replies = self.metas.submit(vec![MetaCommand { cmd: Some(cmd) }], deadline).await?;
+        replies.pop().ok_or_else(|| ApiError::internal("no reply to a pop-state command"))
     }
 
     /// A cheap local check so an empty poll does not write a Raft entry: are
@@ -115,13 +128,14 @@ impl MessagingServiceImpl {
         let meta = self.shared.meta();
         match meta.pop.get(&(group.to_string(), topic.to_string(), queue)) {
             None => end > self.shared.cq.min_offset(topic, queue),
-            Some(st) => st.next < end || st.inflight.values().any(|i| i.deadline_ms <= now_ms()),
+            Some(st) => st.next < end || st.has_expired(now_ms()),
         }
     }
 
-    fn deliver(&self, group: &str, topic: &str, queue: i32, popped: &[Popped]) -> Result<Vec<v2::Message>, ApiError> {
+    fn deliver(&self, group: &str, topic: &str, popped: &[Popped]) -> Result<Vec<v2::Message>, ApiError> {
         let mut out = Vec::with_capacity(popped.len());
         for p in popped {
+            let queue = p.queue_id;
             let units =
                 self.shared.cq.read(topic, queue, p.offset, 1).map_err(|e| ApiError::internal(e.to_string()))?;
             let Some((_, unit)) = units.first() else { continue };
@@ -184,11 +198,7 @@ impl MessagingServiceImpl {
         let targets: Vec<PopTarget> = parsed.iter().filter_map(|t| t.as_ref().ok().cloned()).collect();
         let mut results = Vec::new().into_iter();
         if !targets.is_empty() {
-            let reply = self
-                .proposer
-                .propose(cmd::encode_meta(&meta(meta_command::Cmd::Ack(AckBatch { targets }))), deadline)
-                .await?;
-            match reply.result {
+            match self.meta_one(meta_command::Cmd::Ack(AckBatch { targets }), deadline).await?.result {
                 Some(command_reply::Result::Ack(a)) => results = a.results.into_iter(),
                 Some(command_reply::Result::Error(e)) => return Err(ApiError::from_reply(&e)),
                 _ => return Err(ApiError::internal("unexpected reply to an ack")),
@@ -226,9 +236,7 @@ impl MessagingServiceImpl {
             ));
         }
         let c = ChangeInvisible { target: Some(target.clone()), now_ms: now_ms(), invisible_ms: d.as_millis() as i64 };
-        let reply =
-            self.proposer.propose(cmd::encode_meta(&meta(meta_command::Cmd::ChangeInvisible(c))), deadline).await?;
-        match reply.result {
+        match self.meta_one(meta_command::Cmd::ChangeInvisible(c), deadline).await?.result {
             Some(command_reply::Result::Pop(p)) => {
                 let epoch =
                     p.popped.first().map(|p| p.epoch).ok_or_else(|| ApiError::internal("empty change result"))?;
@@ -250,18 +258,12 @@ impl MessagingServiceImpl {
     ) -> Result<(), ApiError> {
         let group = Self::group_name(req.group.as_ref())?;
         let target = self.target(&group, &req.receipt_handle)?;
-        let reply =
-            self.proposer.propose(cmd::encode_meta(&meta(meta_command::Cmd::DeadLetter(target))), deadline).await?;
-        match reply.result {
+        match self.meta_one(meta_command::Cmd::DeadLetter(target), deadline).await?.result {
             Some(command_reply::Result::Ok(_)) => Ok(()),
             Some(command_reply::Result::Error(e)) => Err(ApiError::from_reply(&e)),
             _ => Err(ApiError::internal("unexpected reply to a dead-letter move")),
         }
     }
-}
-
-fn meta(cmd: meta_command::Cmd) -> MetaCommand {
-    MetaCommand { cmd: Some(cmd) }
 }
 
 /// `*`/empty → all; `a||b` → those tags.

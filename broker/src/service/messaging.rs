@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{convert, deadline_of, telemetry};
-use crate::batcher::SendBatcher;
+use crate::batcher::{MetaBatcher, SendBatcher};
 use crate::clients::{ClientRegistry, ServerPolicy};
 use crate::cmd;
 use crate::error::{ApiError, ok_status};
@@ -37,27 +37,30 @@ pub struct MessagingServiceImpl {
     /// This replica's broker group (receipt handles name it).
     pub(crate) group: String,
     batcher: SendBatcher,
+    /// Pops, acks and changes of invisible time share entries through this.
+    pub(crate) metas: MetaBatcher,
     clients: ClientRegistry,
     pub(crate) policy: ServerPolicy,
-    round_robin: AtomicU32,
+    pub(crate) round_robin: AtomicU32,
 }
 
 impl MessagingServiceImpl {
     pub fn new(
         shared: Arc<Shared>,
         proposer: Proposer,
-        batcher: SendBatcher,
+        max_inflight_proposals: usize,
         routes: Routes,
         self_addr: &str,
         max_body_bytes: usize,
     ) -> Self {
         Self {
+            batcher: SendBatcher::start(proposer.clone(), max_inflight_proposals),
+            metas: MetaBatcher::start(proposer.clone(), max_inflight_proposals),
             shared,
             proposer,
             self_addr: self_addr.to_string(),
             max_body_bytes,
             group: routes.group().to_string(),
-            batcher,
             clients: ClientRegistry::default(),
             policy: ServerPolicy { max_body_bytes, ..ServerPolicy::default() },
             round_robin: AtomicU32::new(0),
@@ -92,7 +95,7 @@ impl MessagingServiceImpl {
             ids.push(m.system_properties.as_ref().map(|s| s.message_id.clone()).unwrap_or_default());
             stored.push(convert::to_stored(m, queue, now));
         }
-        let results = self.batcher.send(stored, deadline).await?;
+        let results = self.batcher.submit(stored, deadline).await?;
         let entries = results
             .iter()
             .zip(ids)

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::io;
 
 use raftmq_proto::broker::{
-    CommandReply, Error as PbError, MetaCommand, SendEntryResult, SendResult, SentId, TopicConfig, command_reply,
-    meta_command,
+    CommandReply, Error as PbError, MetaCommand, ReplyBatch, SendEntryResult, SendResult, SentId, TopicConfig,
+    command_reply, meta_command,
 };
 use raftmq_proto::rocketmq::v2::{Code, Permission};
 use raftmq_store::commitlog::CommitLog;
@@ -46,11 +46,31 @@ pub(super) fn apply_normal(
     };
     match command {
         Command::Batches(batches) => apply_batches(shared, meta, index, batches, index_out),
-        Command::Meta(MetaCommand { cmd: Some(meta_command::Cmd::Pop(p)) }) => pop::apply_pop(shared, meta, index, p),
-        Command::Meta(MetaCommand { cmd: Some(meta_command::Cmd::DeadLetter(t)) }) => {
-            pop::apply_dead_letter(shared, meta, t)
+        Command::Meta(m) => apply_command(shared, meta, index, m, true),
+    }
+}
+
+/// One meta command; a batch (allowed at the top level only) is applied
+/// command by command, in order, all at log index `index`.
+fn apply_command(
+    shared: &Shared,
+    meta: &mut Meta,
+    index: u64,
+    m: MetaCommand,
+    top_level: bool,
+) -> io::Result<command_reply::Result> {
+    match m.cmd {
+        Some(meta_command::Cmd::Pop(p)) => pop::apply_pop(shared, meta, index, p),
+        Some(meta_command::Cmd::DeadLetter(t)) => pop::apply_dead_letter(shared, meta, t),
+        Some(meta_command::Cmd::Batch(b)) if top_level => {
+            let mut replies = Vec::with_capacity(b.cmds.len());
+            for c in b.cmds {
+                replies.push(reply(index, apply_command(shared, meta, index, c, false)?));
+            }
+            Ok(command_reply::Result::Batch(ReplyBatch { replies }))
         }
-        Command::Meta(m) => Ok(apply_meta(shared, meta, index, m)),
+        Some(meta_command::Cmd::Batch(_)) => Ok(error_reply(Code::BadRequest, "command batches do not nest".into())),
+        cmd => Ok(apply_meta(shared, meta, index, MetaCommand { cmd })),
     }
 }
 
@@ -184,9 +204,10 @@ fn writable(permission: i32) -> bool {
 
 fn apply_meta(shared: &Shared, meta: &mut Meta, index: u64, m: MetaCommand) -> command_reply::Result {
     match m.cmd {
-        // Pops read the consume queue and are dispatched before this (they can fail on I/O).
-        Some(meta_command::Cmd::Pop(_) | meta_command::Cmd::DeadLetter(_)) => {
-            error_reply(Code::InternalError, "consume-queue command dispatched as meta".into())
+        // Pops read the consume queue (they can fail on I/O) and batches
+        // recurse: both are dispatched by `apply_command` before this.
+        Some(meta_command::Cmd::Pop(_) | meta_command::Cmd::DeadLetter(_) | meta_command::Cmd::Batch(_)) => {
+            error_reply(Code::InternalError, "command dispatched to the wrong handler".into())
         }
         Some(meta_command::Cmd::Ack(a)) => pop::apply_ack(meta, a.targets),
         Some(meta_command::Cmd::ChangeInvisible(c)) => pop::apply_change_invisible(meta, index, c),

@@ -38,7 +38,12 @@ pub struct Inflight {
 pub struct PopQueueState {
     pub consumed: i64,
     pub next: i64,
-    pub inflight: BTreeMap<i64, Inflight>,
+    /// Private so that `by_deadline` always indexes exactly these.
+    inflight: BTreeMap<i64, Inflight>,
+    /// (deadline, offset) of every in-flight delivery: finding the expired
+    /// ones costs O(expired), not O(in flight), for a slow consumer group
+    /// with many messages out.
+    by_deadline: BTreeSet<(i64, i64)>,
     pub done: BTreeSet<i64>,
 }
 
@@ -47,9 +52,43 @@ impl PopQueueState {
         Self { consumed: offset, next: offset, ..Default::default() }
     }
 
+    fn put_inflight(&mut self, offset: i64, inf: Inflight) {
+        if let Some(old) = self.inflight.insert(offset, inf) {
+            self.by_deadline.remove(&(old.deadline_ms, offset));
+        }
+        self.by_deadline.insert((inf.deadline_ms, offset));
+    }
+
+    fn take_inflight(&mut self, offset: i64) -> Option<Inflight> {
+        let old = self.inflight.remove(&offset)?;
+        self.by_deadline.remove(&(old.deadline_ms, offset));
+        Some(old)
+    }
+
+    /// The in-flight delivery of `offset` if `epoch` names it (a live handle).
+    pub fn live(&self, offset: i64, epoch: u64) -> Option<Inflight> {
+        self.inflight.get(&offset).copied().filter(|i| i.epoch == epoch)
+    }
+
+    /// Deliveries whose invisible time ran out by `now_ms`, earliest deadline first.
+    fn expired(&self, now_ms: i64) -> Vec<(i64, Inflight)> {
+        self.by_deadline
+            .range(..=(now_ms, i64::MAX))
+            .filter_map(|(_, o)| self.inflight.get(o).map(|i| (*o, *i)))
+            .collect()
+    }
+
+    pub fn has_expired(&self, now_ms: i64) -> bool {
+        self.by_deadline.first().is_some_and(|(d, _)| *d <= now_ms)
+    }
+
+    pub fn inflight_count(&self) -> usize {
+        self.inflight.len()
+    }
+
     /// Marks `offset` consumed and advances `consumed` over the contiguous prefix.
     fn mark_done(&mut self, offset: i64) {
-        self.inflight.remove(&offset);
+        self.take_inflight(offset);
         if offset != self.consumed {
             self.done.insert(offset);
             return;
@@ -77,16 +116,11 @@ impl PopQueueState {
     }
 
     pub fn from_pb(p: &PopQueue) -> (PopKey, Self) {
-        let st = Self {
-            consumed: p.consumed,
-            next: p.next,
-            inflight: p
-                .inflight
-                .iter()
-                .map(|i| (i.offset, Inflight { deadline_ms: i.deadline_ms, attempt: i.attempt, epoch: i.epoch }))
-                .collect(),
-            done: p.done.iter().copied().collect(),
-        };
+        let mut st =
+            Self { consumed: p.consumed, next: p.next, done: p.done.iter().copied().collect(), ..Self::default() };
+        for i in &p.inflight {
+            st.put_inflight(i.offset, Inflight { deadline_ms: i.deadline_ms, attempt: i.attempt, epoch: i.epoch });
+        }
         ((p.group.clone(), p.topic.clone(), p.queue_id), st)
     }
 }
@@ -103,7 +137,8 @@ fn ok() -> PbError {
     PbError { code: Code::Ok as i32, message: "OK".into() }
 }
 
-/// Applies a pop at log index `epoch`.
+/// Applies a pop at log index `epoch`: up to `max` messages from the listed
+/// queues, in order (expired deliveries of a queue before its new messages).
 pub fn apply_pop(shared: &Shared, meta: &mut Meta, epoch: u64, p: Pop) -> std::io::Result<command_reply::Result> {
     let Some(topic) = meta.topics.get(&p.topic) else {
         return Ok(error_reply(
@@ -111,20 +146,42 @@ pub fn apply_pop(shared: &Shared, meta: &mut Meta, epoch: u64, p: Pop) -> std::i
             format!("topic '{}' does not exist on this broker group", p.topic),
         ));
     };
-    if p.queue_id < 0 || p.queue_id as u32 >= topic.queue_count || p.group.is_empty() || p.max <= 0 {
-        return Ok(error_reply(Code::BadRequest, format!("bad pop of {}:{} for '{}'", p.topic, p.queue_id, p.group)));
+    let queues = if p.queue_ids.is_empty() { vec![p.queue_id] } else { p.queue_ids.clone() };
+    let bad_queue = queues.iter().find(|q| **q < 0 || **q as u32 >= topic.queue_count);
+    if bad_queue.is_some() || p.group.is_empty() || p.max <= 0 {
+        return Ok(error_reply(Code::BadRequest, format!("bad pop of {}:{queues:?} for '{}'", p.topic, p.group)));
     }
-    let cq = &shared.cq;
-    let key = (p.group.clone(), p.topic.clone(), p.queue_id);
-    let min = cq.min_offset(&p.topic, p.queue_id);
-    let st = meta.pop.entry(key).or_insert_with(|| PopQueueState::start_at(min));
-    let (max, deadline) = (p.max as usize, p.now_ms.saturating_add(p.invisible_ms));
     let mut popped = Vec::new();
+    for queue_id in queues {
+        if popped.len() >= p.max as usize {
+            break;
+        }
+        let dead = pop_queue(shared, meta, epoch, &p, queue_id, &mut popped)?;
+        dead_letter(shared, meta, &p.group, &p.topic, queue_id, &dead)?;
+    }
+    Ok(command_reply::Result::Pop(PopResult { popped }))
+}
+
+/// Pops from one queue into `popped` until it holds `p.max`; returns the
+/// offsets whose attempts ran out (to be dead-lettered).
+fn pop_queue(
+    shared: &Shared,
+    meta: &mut Meta,
+    epoch: u64,
+    p: &Pop,
+    queue_id: i32,
+    popped: &mut Vec<Popped>,
+) -> std::io::Result<Vec<i64>> {
+    let cq = &shared.cq;
+    let wanted: Vec<u64> = p.tags.iter().map(|t| tag_hash(t)).collect();
+    let max = p.max as usize;
+    let min = cq.min_offset(&p.topic, queue_id);
+    let st =
+        meta.pop.entry((p.group.clone(), p.topic.clone(), queue_id)).or_insert_with(|| PopQueueState::start_at(min));
+    let deadline = p.now_ms.saturating_add(p.invisible_ms);
     let mut dead = Vec::new();
-    // Deliveries whose invisible time ran out go first, in offset order.
-    let expired: Vec<(i64, Inflight)> =
-        st.inflight.iter().filter(|(_, i)| i.deadline_ms <= p.now_ms).map(|(o, i)| (*o, *i)).collect();
-    for (offset, inf) in expired {
+    // Deliveries whose invisible time ran out go first, earliest deadline first.
+    for (offset, inf) in st.expired(p.now_ms) {
         if popped.len() >= max {
             break;
         }
@@ -134,15 +191,14 @@ pub fn apply_pop(shared: &Shared, meta: &mut Meta, epoch: u64, p: Pop) -> std::i
             st.mark_done(offset);
             continue;
         }
-        st.inflight.insert(offset, Inflight { deadline_ms: deadline, attempt, epoch });
-        popped.push(Popped { offset, attempt, epoch });
+        st.put_inflight(offset, Inflight { deadline_ms: deadline, attempt, epoch });
+        popped.push(Popped { offset, attempt, epoch, queue_id });
     }
     // Then messages never delivered.
-    let wanted: Vec<u64> = p.tags.iter().map(|t| tag_hash(t)).collect();
-    let end = cq.max_offset(&p.topic, p.queue_id);
+    let end = cq.max_offset(&p.topic, queue_id);
     st.next = st.next.max(min);
     while popped.len() < max && st.next < end {
-        let units = cq.read(&p.topic, p.queue_id, st.next, max - popped.len()).map_err(std::io::Error::other)?;
+        let units = cq.read(&p.topic, queue_id, st.next, max - popped.len()).map_err(std::io::Error::other)?;
         if units.is_empty() {
             break;
         }
@@ -152,34 +208,36 @@ pub fn apply_pop(shared: &Shared, meta: &mut Meta, epoch: u64, p: Pop) -> std::i
                 st.mark_done(offset); // filtered out: consumed without delivery
                 continue;
             }
-            st.inflight.insert(offset, Inflight { deadline_ms: deadline, attempt: 1, epoch });
-            popped.push(Popped { offset, attempt: 1, epoch });
+            st.put_inflight(offset, Inflight { deadline_ms: deadline, attempt: 1, epoch });
+            popped.push(Popped { offset, attempt: 1, epoch, queue_id });
         }
     }
-    dead_letter(shared, meta, &p, &dead)?;
-    Ok(command_reply::Result::Pop(PopResult { popped }))
+    Ok(dead)
 }
 
 /// A consumer gives up on one delivery (ForwardMessageToDeadLetterQueue).
 pub fn apply_dead_letter(shared: &Shared, meta: &mut Meta, t: PopTarget) -> std::io::Result<command_reply::Result> {
-    let valid = target_state(meta, &t).is_some_and(|st| st.inflight.get(&t.offset).is_some_and(|i| i.epoch == t.epoch));
-    if !valid {
-        return Ok(command_reply::Result::Error(invalid_handle()));
+    match target_state(meta, &t) {
+        Some(st) if st.live(t.offset, t.epoch).is_some() => st.mark_done(t.offset),
+        _ => return Ok(command_reply::Result::Error(invalid_handle())),
     }
-    if let Some(st) = target_state(meta, &t) {
-        st.mark_done(t.offset);
-    }
-    let p = Pop { group: t.group, topic: t.topic, queue_id: t.queue_id, ..Default::default() };
-    dead_letter(shared, meta, &p, &[t.offset])?;
+    dead_letter(shared, meta, &t.group, &t.topic, t.queue_id, &[t.offset])?;
     Ok(command_reply::Result::Ok(true))
 }
 
-/// Appends the messages at `offsets` of the popped queue to `%DLQ%{group}`.
-fn dead_letter(shared: &Shared, meta: &mut Meta, p: &Pop, offsets: &[i64]) -> std::io::Result<()> {
+/// Appends the messages at `offsets` of one queue to `%DLQ%{group}`.
+fn dead_letter(
+    shared: &Shared,
+    meta: &mut Meta,
+    group: &str,
+    topic: &str,
+    queue_id: i32,
+    offsets: &[i64],
+) -> std::io::Result<()> {
     if offsets.is_empty() {
         return Ok(());
     }
-    let dlq = dlq_topic(&p.group);
+    let dlq = dlq_topic(group);
     meta.topics.entry(dlq.clone()).or_insert_with(|| TopicConfig {
         name: dlq.clone(),
         queue_count: 1,
@@ -187,7 +245,7 @@ fn dead_letter(shared: &Shared, meta: &mut Meta, p: &Pop, offsets: &[i64]) -> st
         permission: Permission::ReadWrite as i32,
     });
     for &offset in offsets {
-        let unit = shared.cq.read(&p.topic, p.queue_id, offset, 1).map_err(std::io::Error::other)?;
+        let unit = shared.cq.read(topic, queue_id, offset, 1).map_err(std::io::Error::other)?;
         if let Some((_, unit)) = unit.first() {
             shared.cq.append(&dlq, 0, *unit).map_err(std::io::Error::other)?;
         }
@@ -203,7 +261,7 @@ pub fn apply_ack(meta: &mut Meta, targets: Vec<PopTarget>) -> command_reply::Res
     let results = targets
         .iter()
         .map(|t| match target_state(meta, t) {
-            Some(st) if st.inflight.get(&t.offset).is_some_and(|i| i.epoch == t.epoch) => {
+            Some(st) if st.live(t.offset, t.epoch).is_some() => {
                 st.mark_done(t.offset);
                 ok()
             }
@@ -218,16 +276,13 @@ pub fn apply_change_invisible(meta: &mut Meta, epoch: u64, c: ChangeInvisible) -
     let Some(t) = c.target else {
         return error_reply(Code::BadRequest, "change of invisible time without a target".into());
     };
-    match target_state(meta, &t).and_then(|st| st.inflight.get_mut(&t.offset)).filter(|i| i.epoch == t.epoch) {
-        Some(inf) => {
-            inf.deadline_ms = c.now_ms.saturating_add(c.invisible_ms);
-            inf.epoch = epoch;
-            command_reply::Result::Pop(PopResult {
-                popped: vec![Popped { offset: t.offset, attempt: inf.attempt, epoch }],
-            })
-        }
-        None => command_reply::Result::Error(invalid_handle()),
-    }
+    let Some(st) = target_state(meta, &t) else { return command_reply::Result::Error(invalid_handle()) };
+    let Some(inf) = st.live(t.offset, t.epoch) else { return command_reply::Result::Error(invalid_handle()) };
+    let renewed = Inflight { deadline_ms: c.now_ms.saturating_add(c.invisible_ms), epoch, ..inf };
+    st.put_inflight(t.offset, renewed);
+    command_reply::Result::Pop(PopResult {
+        popped: vec![Popped { offset: t.offset, attempt: inf.attempt, epoch, queue_id: t.queue_id }],
+    })
 }
 
 #[cfg(test)]
@@ -246,5 +301,30 @@ mod tests {
         assert!(st.done.is_empty());
         let key = ("g".to_string(), "t".to_string(), 0);
         assert_eq!(PopQueueState::from_pb(&st.to_pb(&key)), (key, st));
+    }
+
+    #[test]
+    fn deadline_index_follows_every_change() {
+        let mut st = PopQueueState::start_at(0);
+        st.next = 4;
+        for (offset, deadline) in [(0, 300), (1, 100), (2, 200), (3, 100)] {
+            st.put_inflight(offset, Inflight { deadline_ms: deadline, attempt: 1, epoch: 7 });
+        }
+        assert!(!st.has_expired(99));
+        let at = |st: &PopQueueState, now| st.expired(now).into_iter().map(|(o, _)| o).collect::<Vec<_>>();
+        assert_eq!(at(&st, 200), vec![1, 3, 2], "earliest deadline first, then offset");
+        // A renewal moves the deadline; an ack removes it.
+        st.put_inflight(1, Inflight { deadline_ms: 500, attempt: 1, epoch: 9 });
+        st.mark_done(3);
+        assert_eq!(at(&st, 200), vec![2]);
+        assert_eq!(st.live(1, 7), None, "the renewal made the old handle stale");
+        assert!(st.live(1, 9).is_some());
+        assert_eq!(st.inflight_count(), 3);
+        assert_eq!(st.by_deadline.len(), 3);
+        // A checkpoint round trip rebuilds the index.
+        let key = ("g".to_string(), "t".to_string(), 0);
+        let (_, back) = PopQueueState::from_pb(&st.to_pb(&key));
+        assert_eq!(back, st);
+        assert_eq!(at(&back, 1_000), vec![2, 0, 1]);
     }
 }
