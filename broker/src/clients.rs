@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use raftmq_proto::broker::ConsumerGroupConfig;
 use raftmq_proto::rocketmq::v2::{self as v2, settings::PubSub};
 use tokio::sync::mpsc;
 
@@ -20,6 +21,25 @@ pub struct ServerPolicy {
     pub long_polling_timeout: Duration,
     /// Delivery attempts before a message goes to the dead-letter queue (RocketMQ: 16 retries + 1).
     pub max_delivery_attempts: i32,
+    /// Whether a receive may create an unknown consumer group (RocketMQ's
+    /// `autoCreateSubscriptionGroup`); when not, it answers CONSUMER_GROUP_NOT_FOUND.
+    pub auto_create_groups: bool,
+    /// Orderly consumption; set per consumer group by [`ServerPolicy::for_group`].
+    pub fifo: bool,
+}
+
+impl ServerPolicy {
+    /// This policy with a consumer group's own settings over it.
+    pub fn for_group(&self, g: Option<&ConsumerGroupConfig>) -> ServerPolicy {
+        let mut p = self.clone();
+        if let Some(g) = g {
+            p.fifo = g.fifo;
+            if g.max_delivery_attempts > 0 {
+                p.max_delivery_attempts = g.max_delivery_attempts;
+            }
+        }
+        p
+    }
 }
 
 impl Default for ServerPolicy {
@@ -29,6 +49,8 @@ impl Default for ServerPolicy {
             receive_batch_size: 32,
             long_polling_timeout: Duration::from_secs(20),
             max_delivery_attempts: 17,
+            auto_create_groups: true,
+            fifo: false,
         }
     }
 }
@@ -123,8 +145,8 @@ fn merge(mut s: v2::Settings, policy: &ServerPolicy) -> v2::Settings {
             s.backoff_policy = Some(exp(Duration::from_millis(10), Duration::from_secs(1), 2.0, 3));
         }
         Some(PubSub::Subscription(sub)) => {
-            // raftmq has no orderly groups yet: every group is concurrent.
-            sub.fifo = Some(false);
+            // The server decides: clients consume orderly only when told to.
+            sub.fifo = Some(policy.fifo);
             sub.receive_batch_size = Some(policy.receive_batch_size);
             sub.long_polling_timeout = Some(duration(policy.long_polling_timeout));
             s.backoff_policy =

@@ -42,6 +42,11 @@ pub struct BrokerConfig {
     /// Send proposals under way at once per replica; sends arriving meanwhile
     /// share the next Raft entry. Default 4.
     pub max_inflight_proposals: usize,
+    /// Whether a receive from an unknown consumer group creates it with
+    /// default settings (concurrent, 17 attempts), as RocketMQ's
+    /// `autoCreateSubscriptionGroup`. When off, groups come from the admin API
+    /// and an unknown one gets CONSUMER_GROUP_NOT_FOUND. Default true.
+    pub auto_create_consumer_groups: bool,
     /// Raft timing.
     pub raft: RaftSection,
     /// The group's founding members. A node whose log is empty and whose id is
@@ -100,6 +105,7 @@ impl Default for BrokerConfig {
             max_body_bytes: 4 * 1024 * 1024,
             checkpoint_interval_ms: 5000,
             max_inflight_proposals: 4,
+            auto_create_consumer_groups: true,
             raft: RaftSection::default(),
             initial_members: Vec::new(),
         }

@@ -24,6 +24,7 @@ pub mod batcher;
 pub mod clients;
 pub mod cmd;
 pub mod config;
+pub mod consumer_group;
 pub mod error;
 pub mod node;
 pub mod proposer;

@@ -172,14 +172,7 @@ fn spawn_server(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let group = config.group.clone();
-    let messaging = MessagingServiceImpl::new(
-        shared.clone(),
-        proposer.clone(),
-        config.max_inflight_proposals,
-        routes,
-        addr,
-        config.max_body_bytes,
-    );
+    let messaging = MessagingServiceImpl::new(shared.clone(), proposer.clone(), config, routes, addr);
     let max_msg = config.max_body_bytes + 1024 * 1024;
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(5)))

@@ -33,6 +33,11 @@ pub fn group_name(g: usize) -> String {
 
 impl DevCluster {
     pub async fn start(spec: &DevClusterSpec) -> Result<Self, String> {
+        Self::start_with(spec, |_| {}).await
+    }
+
+    /// As [`DevCluster::start`], with `tweak` applied to every broker's config.
+    pub async fn start_with(spec: &DevClusterSpec, tweak: impl Fn(&mut BrokerConfig)) -> Result<Self, String> {
         let ns_config = raftmq_namesrv::config::Config {
             listen: ([127, 0, 0, 1], spec.namesrv_port).into(),
             broker_expiry: Duration::from_secs(6),
@@ -63,6 +68,10 @@ impl DevCluster {
                         segment_bytes: 64 * 1024 * 1024,
                         initial_members: members.clone(),
                         ..Default::default()
+                    })
+                    .map(|mut c| {
+                        tweak(&mut c);
+                        c
                     })
                     .collect(),
             );

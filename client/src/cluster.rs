@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use raftmq_proto::broker::admin_client::AdminClient;
-use raftmq_proto::broker::{CreateTopicRequest, TopicConfig};
+use raftmq_proto::broker::{ConsumerGroupConfig, ConsumerGroupRequest, CreateTopicRequest, TopicConfig};
 use raftmq_proto::namesrv::name_server_client::NameServerClient;
 use raftmq_proto::namesrv::{ClusterInfoRequest, GroupInfo, GroupRoute, QueryRouteRequest};
 use raftmq_proto::rocketmq::v2::messaging_service_client::MessagingServiceClient;
@@ -130,6 +130,36 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Creates a consumer group on every broker group (or on `groups`):
+    /// `fifo` for orderly consumption, `max_delivery_attempts` before the
+    /// dead-letter queue (0 = the broker's default of 17).
+    pub async fn create_consumer_group(
+        &self,
+        name: &str,
+        fifo: bool,
+        max_delivery_attempts: i32,
+        groups: &[String],
+    ) -> Result<(), Error> {
+        let all = self.groups().await?;
+        let config = ConsumerGroupConfig { name: name.to_string(), fifo, max_delivery_attempts };
+        let targets: Vec<&GroupInfo> = all.iter().filter(|g| groups.is_empty() || groups.contains(&g.group)).collect();
+        if targets.is_empty() {
+            return Err(Error::NotFound(format!("none of the groups {groups:?} is registered")));
+        }
+        for g in targets {
+            self.on_group(g, |mut admin| {
+                let config = config.clone();
+                async move {
+                    let mut req = tonic::Request::new(ConsumerGroupRequest { group: Some(config) });
+                    req.set_timeout(DEFAULT_TIMEOUT);
+                    Ok(admin.create_consumer_group(req).await?.into_inner().error)
+                }
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Runs an admin call against a group, leader first, then the other replicas.

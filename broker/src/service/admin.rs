@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 
 use super::deadline_of;
 use crate::cmd;
+use crate::consumer_group::{validate_group_config, validate_group_name};
 use crate::error::ApiError;
 use crate::proposer::Proposer;
 use crate::sm::Shared;
@@ -37,14 +38,28 @@ impl AdminService {
         Self { group: group.to_string(), shared, proposer }
     }
 
-    async fn propose_meta(&self, cmd: meta_command::Cmd, deadline: tokio::time::Instant) -> TopicAdminResponse {
+    /// The error, if the command failed.
+    async fn propose_meta(&self, cmd: meta_command::Cmd, deadline: tokio::time::Instant) -> Option<Error> {
         let reply = self.proposer.propose(cmd::encode_meta(&MetaCommand { cmd: Some(cmd) }), deadline).await;
-        let error = match reply {
+        match reply {
             Ok(CommandReply { result: Some(command_reply::Result::Error(e)), .. }) => Some(e),
             Ok(_) => None,
             Err(e) => Some(err(&e)),
+        }
+    }
+
+    async fn put_group(
+        &self,
+        request: Request<ConsumerGroupRequest>,
+        cmd: fn(ConsumerGroupConfig) -> meta_command::Cmd,
+    ) -> Result<Response<ConsumerGroupResponse>, Status> {
+        let deadline = deadline_of(&request);
+        let g = request.into_inner().group.unwrap_or_default();
+        let error = match validate_group_config(&g) {
+            Err(e) => Some(err(&ApiError::new(e.code(), e.to_string()))),
+            Ok(()) => self.propose_meta(cmd(g), deadline).await,
         };
-        TopicAdminResponse { error }
+        Ok(Response::new(ConsumerGroupResponse { error }))
     }
 
     fn self_status(&self) -> NodeStatusResponse {
@@ -151,7 +166,9 @@ impl Admin for AdminService {
         if let Err(e) = validate_topic_config(&t) {
             return Ok(Response::new(TopicAdminResponse { error: Some(err(&ApiError::new(e.code(), e.to_string()))) }));
         }
-        Ok(Response::new(self.propose_meta(meta_command::Cmd::CreateTopic(t), deadline).await))
+        Ok(Response::new(TopicAdminResponse {
+            error: self.propose_meta(meta_command::Cmd::CreateTopic(t), deadline).await,
+        }))
     }
 
     async fn update_topic(&self, request: Request<UpdateTopicRequest>) -> Result<Response<TopicAdminResponse>, Status> {
@@ -160,7 +177,9 @@ impl Admin for AdminService {
         if let Err(e) = validate_topic_config(&t) {
             return Ok(Response::new(TopicAdminResponse { error: Some(err(&ApiError::new(e.code(), e.to_string()))) }));
         }
-        Ok(Response::new(self.propose_meta(meta_command::Cmd::UpdateTopic(t), deadline).await))
+        Ok(Response::new(TopicAdminResponse {
+            error: self.propose_meta(meta_command::Cmd::UpdateTopic(t), deadline).await,
+        }))
     }
 
     async fn delete_topic(&self, request: Request<DeleteTopicRequest>) -> Result<Response<TopicAdminResponse>, Status> {
@@ -169,7 +188,9 @@ impl Admin for AdminService {
         if let Err(e) = validate_topic_name(&name) {
             return Ok(Response::new(TopicAdminResponse { error: Some(err(&ApiError::new(e.code(), e.to_string()))) }));
         }
-        Ok(Response::new(self.propose_meta(meta_command::Cmd::DeleteTopic(name), deadline).await))
+        Ok(Response::new(TopicAdminResponse {
+            error: self.propose_meta(meta_command::Cmd::DeleteTopic(name), deadline).await,
+        }))
     }
 
     async fn list_topics(&self, _r: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
@@ -188,6 +209,41 @@ impl Admin for AdminService {
             })
             .collect();
         Ok(Response::new(ListTopicsResponse { topics }))
+    }
+
+    async fn create_consumer_group(
+        &self,
+        request: Request<ConsumerGroupRequest>,
+    ) -> Result<Response<ConsumerGroupResponse>, Status> {
+        self.put_group(request, meta_command::Cmd::CreateConsumerGroup).await
+    }
+
+    async fn update_consumer_group(
+        &self,
+        request: Request<ConsumerGroupRequest>,
+    ) -> Result<Response<ConsumerGroupResponse>, Status> {
+        self.put_group(request, meta_command::Cmd::UpdateConsumerGroup).await
+    }
+
+    async fn delete_consumer_group(
+        &self,
+        request: Request<DeleteConsumerGroupRequest>,
+    ) -> Result<Response<ConsumerGroupResponse>, Status> {
+        let deadline = deadline_of(&request);
+        let name = request.into_inner().name;
+        let error = match validate_group_name(&name) {
+            Err(e) => Some(err(&ApiError::new(e.code(), e.to_string()))),
+            Ok(()) => self.propose_meta(meta_command::Cmd::DeleteConsumerGroup(name), deadline).await,
+        };
+        Ok(Response::new(ConsumerGroupResponse { error }))
+    }
+
+    async fn list_consumer_groups(
+        &self,
+        _r: Request<ListConsumerGroupsRequest>,
+    ) -> Result<Response<ListConsumerGroupsResponse>, Status> {
+        let groups = self.shared.meta().groups.values().cloned().collect();
+        Ok(Response::new(ListConsumerGroupsResponse { groups }))
     }
 
     async fn node_status(&self, _r: Request<NodeStatusRequest>) -> Result<Response<NodeStatusResponse>, Status> {

@@ -60,6 +60,9 @@ impl MessagingServiceImpl {
         let queues = self.shared.meta().topics.get(&topic).map(|t| t.queue_count).ok_or_else(|| {
             ApiError::new(Code::TopicNotFound, format!("topic '{topic}' does not exist on this broker group"))
         })?;
+        if !self.policy.auto_create_groups && !self.shared.meta().groups.contains_key(&group) {
+            return Err(ApiError::new(Code::ConsumerGroupNotFound, format!("consumer group '{group}' does not exist")));
+        }
         let invisible = invisible(req.invisible_duration.as_ref(), req.auto_renew)?;
         let tags = match &req.filter_expression {
             Some(f) if f.r#type == v2::FilterType::Sql as i32 => {
@@ -97,6 +100,7 @@ impl MessagingServiceImpl {
                     invisible_ms: invisible.as_millis() as i64,
                     tags: tags.clone(),
                     max_attempts: self.policy.max_delivery_attempts,
+                    create_group: self.policy.auto_create_groups,
                 };
                 let out = match self.meta_one(meta_command::Cmd::Pop(pop), deadline).await?.result {
                     Some(command_reply::Result::Pop(p)) => self.deliver(&group, &topic, &p.popped)?,
@@ -123,11 +127,14 @@ impl MessagingServiceImpl {
 
     /// A cheap local check so an empty poll does not write a Raft entry: are
     /// there undelivered messages, or deliveries whose invisible time ran out?
+    /// (For an orderly group, nothing while the queue is locked.)
     fn pop_may_find(&self, group: &str, topic: &str, queue: i32) -> bool {
         let end = self.shared.cq.max_offset(topic, queue);
         let meta = self.shared.meta();
+        let fifo = meta.groups.get(group).is_some_and(|g| g.fifo);
         match meta.pop.get(&(group.to_string(), topic.to_string(), queue)) {
             None => end > self.shared.cq.min_offset(topic, queue),
+            Some(st) if fifo && st.inflight_count() > 0 => st.all_expired(now_ms()),
             Some(st) => st.next < end || st.has_expired(now_ms()),
         }
     }

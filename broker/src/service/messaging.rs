@@ -21,6 +21,7 @@ use super::{convert, deadline_of, telemetry};
 use crate::batcher::{MetaBatcher, SendBatcher};
 use crate::clients::{ClientRegistry, ServerPolicy};
 use crate::cmd;
+use crate::config::BrokerConfig;
 use crate::error::{ApiError, ok_status};
 use crate::proposer::Proposer;
 use crate::reader::{TagFilter, read_queue};
@@ -48,21 +49,25 @@ impl MessagingServiceImpl {
     pub fn new(
         shared: Arc<Shared>,
         proposer: Proposer,
-        max_inflight_proposals: usize,
+        config: &BrokerConfig,
         routes: Routes,
         self_addr: &str,
-        max_body_bytes: usize,
     ) -> Self {
+        let max_body_bytes = config.max_body_bytes;
         Self {
-            batcher: SendBatcher::start(proposer.clone(), max_inflight_proposals),
-            metas: MetaBatcher::start(proposer.clone(), max_inflight_proposals),
+            batcher: SendBatcher::start(proposer.clone(), config.max_inflight_proposals),
+            metas: MetaBatcher::start(proposer.clone(), config.max_inflight_proposals),
             shared,
             proposer,
             self_addr: self_addr.to_string(),
             max_body_bytes,
             group: routes.group().to_string(),
             clients: ClientRegistry::default(),
-            policy: ServerPolicy { max_body_bytes, ..ServerPolicy::default() },
+            policy: ServerPolicy {
+                max_body_bytes,
+                auto_create_groups: config.auto_create_consumer_groups,
+                ..ServerPolicy::default()
+            },
             round_robin: AtomicU32::new(0),
             routes,
         }
@@ -282,7 +287,9 @@ impl MessagingService for MessagingServiceImpl {
         &self,
         r: Request<Streaming<v2::TelemetryCommand>>,
     ) -> Result<Response<Self::TelemetryStream>, Status> {
-        Ok(Response::new(telemetry::open(r, self.clients.clone(), self.policy.clone())?))
+        let shared = self.shared.clone();
+        let groups: telemetry::GroupLookup = Arc::new(move |name: &str| shared.meta().groups.get(name).cloned());
+        Ok(Response::new(telemetry::open(r, self.clients.clone(), self.policy.clone(), groups)?))
     }
 
     async fn notify_client_termination(

@@ -4,9 +4,11 @@
 //! one).
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use raftmq_proto::rocketmq::v2::{self as v2, Code, telemetry_command::Command};
+use raftmq_proto::broker::ConsumerGroupConfig;
+use raftmq_proto::rocketmq::v2::{self as v2, Code, settings::PubSub, telemetry_command::Command};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Status, Streaming};
@@ -24,10 +26,14 @@ fn status(code: Code, message: &str) -> Option<v2::Status> {
     Some(v2::Status { code: code as i32, message: message.to_string() })
 }
 
+/// A consumer group's config by name, as this replica has applied it.
+pub type GroupLookup = Arc<dyn Fn(&str) -> Option<ConsumerGroupConfig> + Send + Sync>;
+
 pub fn open(
     request: Request<Streaming<v2::TelemetryCommand>>,
     registry: ClientRegistry,
     policy: ServerPolicy,
+    groups: GroupLookup,
 ) -> Result<TelemetryStream, Status> {
     let id = client_id(&request).ok_or_else(|| Status::invalid_argument("the x-mq-client-id header is required"))?;
     let mut inbound = request.into_inner();
@@ -36,7 +42,11 @@ pub fn open(
         while let Some(Ok(cmd)) = inbound.next().await {
             match cmd.command {
                 Some(Command::Settings(s)) if s.pub_sub.is_some() => {
-                    let merged = registry.register(&id, s, Some(tx.clone()), &policy);
+                    let group = match &s.pub_sub {
+                        Some(PubSub::Subscription(sub)) => sub.group.as_ref().and_then(|g| groups(&g.name)),
+                        _ => None,
+                    };
+                    let merged = registry.register(&id, s, Some(tx.clone()), &policy.for_group(group.as_ref()));
                     let reply = v2::TelemetryCommand {
                         status: status(Code::Ok, "OK"),
                         command: Some(Command::Settings(merged)),

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::io;
 
 use raftmq_proto::broker::{
-    CommandReply, Error as PbError, MetaCommand, ReplyBatch, SendEntryResult, SendResult, SentId, TopicConfig,
-    command_reply, meta_command,
+    CommandReply, ConsumerGroupConfig, Error as PbError, MetaCommand, ReplyBatch, SendEntryResult, SendResult, SentId,
+    TopicConfig, command_reply, meta_command,
 };
 use raftmq_proto::rocketmq::v2::{Code, Permission};
 use raftmq_store::commitlog::CommitLog;
@@ -18,6 +18,7 @@ use super::Shared;
 use super::pop;
 use super::state::Meta;
 use crate::cmd::{self, Command, DecodedBatch};
+use crate::consumer_group::validate_group_config;
 use crate::topic::validate_topic_config;
 
 /// The largest queue count a topic may have on one group.
@@ -222,6 +223,16 @@ fn apply_meta(shared: &Shared, meta: &mut Meta, index: u64, m: MetaCommand) -> c
             command_reply::Result::Ok(true)
         }
         Some(meta_command::Cmd::UpdateTopic(t)) => update_topic(meta, t),
+        Some(meta_command::Cmd::CreateConsumerGroup(g)) => put_group(meta, g, false),
+        Some(meta_command::Cmd::UpdateConsumerGroup(g)) => put_group(meta, g, true),
+        Some(meta_command::Cmd::DeleteConsumerGroup(name)) => {
+            if meta.groups.remove(&name).is_none() {
+                return error_reply(Code::ConsumerGroupNotFound, format!("consumer group '{name}' does not exist"));
+            }
+            meta.offsets.retain(|(g, _, _), _| *g != name);
+            meta.pop.retain(|(g, _, _), _| *g != name);
+            command_reply::Result::Ok(true)
+        }
         Some(meta_command::Cmd::DeleteTopic(name)) => {
             if meta.topics.remove(&name).is_none() {
                 return error_reply(Code::TopicNotFound, format!("topic '{name}' does not exist"));
@@ -259,6 +270,23 @@ fn apply_meta(shared: &Shared, meta: &mut Meta, index: u64, m: MetaCommand) -> c
             command_reply::Result::Ok(true)
         }
         None => error_reply(Code::BadRequest, "empty meta command".into()),
+    }
+}
+
+/// Creates (`exists` false) or replaces (`exists` true) a consumer group.
+fn put_group(meta: &mut Meta, g: ConsumerGroupConfig, exists: bool) -> command_reply::Result {
+    if let Err(e) = validate_group_config(&g) {
+        return error_reply(e.code(), e.to_string());
+    }
+    match (meta.groups.contains_key(&g.name), exists) {
+        (true, false) => error_reply(Code::BadRequest, format!("consumer group '{}' already exists", g.name)),
+        (false, true) => {
+            error_reply(Code::ConsumerGroupNotFound, format!("consumer group '{}' does not exist", g.name))
+        }
+        _ => {
+            meta.groups.insert(g.name.clone(), g);
+            command_reply::Result::Ok(true)
+        }
     }
 }
 

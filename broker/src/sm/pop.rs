@@ -23,6 +23,7 @@ use raftmq_store::consume_queue::tag_hash;
 use super::Shared;
 use super::apply::error_reply;
 use super::state::Meta;
+use crate::consumer_group::{default_group, validate_group_name};
 
 /// (consumer group, topic, queue id)
 pub type PopKey = (String, String, i32);
@@ -80,6 +81,11 @@ impl PopQueueState {
 
     pub fn has_expired(&self, now_ms: i64) -> bool {
         self.by_deadline.first().is_some_and(|(d, _)| *d <= now_ms)
+    }
+
+    /// Every in-flight delivery's invisible time ran out (an orderly queue is unlocked).
+    pub fn all_expired(&self, now_ms: i64) -> bool {
+        self.by_deadline.last().is_none_or(|(d, _)| *d <= now_ms)
     }
 
     pub fn inflight_count(&self) -> usize {
@@ -140,14 +146,23 @@ fn ok() -> PbError {
 /// Applies a pop at log index `epoch`: up to `max` messages from the listed
 /// queues, in order (expired deliveries of a queue before its new messages).
 pub fn apply_pop(shared: &Shared, meta: &mut Meta, epoch: u64, p: Pop) -> std::io::Result<command_reply::Result> {
-    let Some(topic) = meta.topics.get(&p.topic) else {
+    let Some(queue_count) = meta.topics.get(&p.topic).map(|t| t.queue_count) else {
         return Ok(error_reply(
             Code::TopicNotFound,
             format!("topic '{}' does not exist on this broker group", p.topic),
         ));
     };
+    if !meta.groups.contains_key(&p.group) {
+        if !p.create_group || validate_group_name(&p.group).is_err() {
+            return Ok(error_reply(
+                Code::ConsumerGroupNotFound,
+                format!("consumer group '{}' does not exist", p.group),
+            ));
+        }
+        meta.groups.insert(p.group.clone(), default_group(&p.group));
+    }
     let queues = if p.queue_ids.is_empty() { vec![p.queue_id] } else { p.queue_ids.clone() };
-    let bad_queue = queues.iter().find(|q| **q < 0 || **q as u32 >= topic.queue_count);
+    let bad_queue = queues.iter().find(|q| **q < 0 || **q as u32 >= queue_count);
     if bad_queue.is_some() || p.group.is_empty() || p.max <= 0 {
         return Ok(error_reply(Code::BadRequest, format!("bad pop of {}:{queues:?} for '{}'", p.topic, p.group)));
     }
@@ -175,18 +190,35 @@ fn pop_queue(
     let cq = &shared.cq;
     let wanted: Vec<u64> = p.tags.iter().map(|t| tag_hash(t)).collect();
     let max = p.max as usize;
+    let group = meta.groups.get(&p.group);
+    let fifo = group.is_some_and(|g| g.fifo);
+    let max_attempts = match group.map(|g| g.max_delivery_attempts) {
+        Some(a) if a > 0 => a,
+        _ => p.max_attempts.max(1),
+    };
     let min = cq.min_offset(&p.topic, queue_id);
     let st =
         meta.pop.entry((p.group.clone(), p.topic.clone(), queue_id)).or_insert_with(|| PopQueueState::start_at(min));
     let deadline = p.now_ms.saturating_add(p.invisible_ms);
     let mut dead = Vec::new();
-    // Deliveries whose invisible time ran out go first, earliest deadline first.
-    for (offset, inf) in st.expired(p.now_ms) {
+    let mut expired = st.expired(p.now_ms);
+    if fifo {
+        // Orderly: the queue is locked while any delivery of it is still
+        // invisible; once all have expired they come back in offset order,
+        // ahead of anything new.
+        if !st.all_expired(p.now_ms) {
+            return Ok(dead);
+        }
+        expired.sort_by_key(|(offset, _)| *offset);
+    }
+    // Deliveries whose invisible time ran out go first (earliest deadline
+    // first; offset order for an orderly group).
+    for (offset, inf) in expired {
         if popped.len() >= max {
             break;
         }
         let attempt = inf.attempt + 1;
-        if attempt > p.max_attempts.max(1) {
+        if attempt > max_attempts {
             dead.push(offset);
             st.mark_done(offset);
             continue;

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use raftmq_proto::broker::{Checkpoint, OffsetUpdate, QueueNext, TopicConfig};
+use raftmq_proto::broker::{Checkpoint, ConsumerGroupConfig, OffsetUpdate, QueueNext, TopicConfig};
 use raftmq_raft::pb as conv;
 use raftmq_raft::{LogId, StoredMembership};
 
@@ -27,6 +27,7 @@ pub struct Meta {
     pub pop: BTreeMap<PopKey, PopQueueState>,
     /// Recently stored message ids (idempotent sends).
     pub sent_ids: SentIds,
+    pub groups: BTreeMap<String, ConsumerGroupConfig>,
 }
 
 impl Meta {
@@ -49,6 +50,7 @@ impl Meta {
             next_position: self.next_position,
             pop_queues: self.pop.iter().map(|(k, st)| st.to_pb(k)).collect(),
             sent_ids: self.sent_ids.to_pb(),
+            consumer_groups: self.groups.values().cloned().collect(),
         }
     }
 
@@ -69,6 +71,7 @@ impl Meta {
             next_position: c.next_position,
             pop: c.pop_queues.iter().map(PopQueueState::from_pb).collect(),
             sent_ids: SentIds::from_pb(&c.sent_ids),
+            groups: c.consumer_groups.iter().map(|g| (g.name.clone(), g.clone())).collect(),
         })
     }
 }
@@ -84,11 +87,13 @@ mod tests {
         m.offsets.insert(("g".into(), "t".into(), 2), 17);
         m.last_applied = Some(LogId::new_term_index(3, 99));
         m.next_position = 4096;
+        m.groups.insert("cg".into(), ConsumerGroupConfig { name: "cg".into(), fifo: true, max_delivery_attempts: 3 });
         let c = m.to_checkpoint(vec![QueueNext { topic: "t".into(), queue_id: 2, next_offset: 20 }]);
         let back = Meta::from_checkpoint(&c).unwrap();
         assert_eq!(back.topics, m.topics);
         assert_eq!(back.offsets, m.offsets);
         assert_eq!(back.last_applied, m.last_applied);
         assert_eq!(back.next_position, 4096);
+        assert_eq!(back.groups, m.groups);
     }
 }

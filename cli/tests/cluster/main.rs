@@ -8,3 +8,4 @@ mod cluster_50_pop;
 mod cluster_60_bad_input;
 mod cluster_70_sdk_consumer;
 mod cluster_80_topics_offsets;
+mod cluster_85_consumer_groups;
