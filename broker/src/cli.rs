@@ -1,11 +1,14 @@
-//! `raftmq-broker`: runs one replica of a broker group.
+//! The `raftmq-broker` command line (flags over an optional TOML file), shared by the
+//! production binary and the fault-test binary `raftmq-broker-faults` (the same program built
+//! with the cargo feature `fault-journal`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use raftmq_broker::BrokerNode;
-use raftmq_broker::config::{BrokerConfig, DurabilityMode, Member};
+
+use crate::BrokerNode;
+use crate::config::{BrokerConfig, DurabilityMode, IoBackendKind, Member};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,6 +42,14 @@ struct Args {
     /// Founding member `id=host:port` (repeatable; the same list on every founding node).
     #[arg(long = "member")]
     members: Vec<String>,
+    /// `real` (default) or `undo-journal` (fault tests only; needs the `fault-journal` build).
+    #[arg(long, value_parser = ["real", "undo-journal"])]
+    io_backend: Option<String>,
+    /// Fault tests: revert the unsynced writes a killed broker left in `<data-dir>/undo-journal`
+    /// (what a power loss at the kill would have lost), then exit. Run only while no broker
+    /// uses the data dir.
+    #[arg(long)]
+    replay_undo_journal: bool,
 }
 
 fn build_config(a: Args) -> Result<BrokerConfig, String> {
@@ -70,6 +81,9 @@ fn build_config(a: Args) -> Result<BrokerConfig, String> {
     if let Some(d) = a.durability {
         c.durability = if d == "async" { DurabilityMode::Async } else { DurabilityMode::Sync };
     }
+    if let Some(b) = a.io_backend.as_deref().and_then(IoBackendKind::parse) {
+        c.io_backend = b;
+    }
     if !a.members.is_empty() {
         c.initial_members = a
             .members
@@ -85,19 +99,25 @@ fn build_config(a: Args) -> Result<BrokerConfig, String> {
     Ok(c)
 }
 
-fn main() -> ExitCode {
+/// The whole program: parse, then run a replica until SIGINT/SIGTERM (or replay and exit).
+pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .init();
-    let config = match build_config(Args::parse()) {
+    let args = Args::parse();
+    let replay = args.replay_undo_journal;
+    let config = match build_config(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("raftmq-broker: {e}");
             return ExitCode::from(2);
         }
     };
+    if replay {
+        return replay_undo_journal(&config);
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -129,4 +149,28 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+#[cfg(feature = "fault-journal")]
+fn replay_undo_journal(config: &BrokerConfig) -> ExitCode {
+    let dir = config.data_dir.join(crate::config::UNDO_JOURNAL_DIR);
+    match raftmq_store::io::replay_undo_journal(&dir) {
+        Ok(s) => {
+            println!("reverted {} unsynced writes ({} bytes) in {} files", s.records, s.bytes, s.files);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("raftmq-broker: replaying {}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "fault-journal"))]
+fn replay_undo_journal(_: &BrokerConfig) -> ExitCode {
+    eprintln!(
+        "raftmq-broker: --replay-undo-journal needs the fault-test build \
+         (cargo build --release -p raftmq-broker --features fault-journal --bin raftmq-broker-faults)"
+    );
+    ExitCode::from(2)
 }

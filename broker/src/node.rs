@@ -16,12 +16,12 @@ use raftmq_proto::rocketmq::v2::messaging_service_server::MessagingServiceServer
 use raftmq_raft::network::MAX_RAFT_MESSAGE_BYTES;
 use raftmq_raft::{GrpcNetworkFactory, Raft, RaftGrpcService};
 use raftmq_store::commitlog::CommitLog;
-use raftmq_store::io::RealIo;
+use raftmq_store::io::{IoBackend, RealIo};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::batcher::SendBatcher;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, IoBackendKind};
 use crate::proposer::Proposer;
 use crate::registration::Registration;
 use crate::routes::Routes;
@@ -36,6 +36,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("cannot create data dir {0}: {1}")]
     DataDir(std::path::PathBuf, std::io::Error),
+    #[error("cannot set up the I/O backend: {0}")]
+    Io(String),
     #[error("cannot open the CommitLog: {0}")]
     CommitLog(String),
     #[error("cannot open the state machine: {0}")]
@@ -62,12 +64,21 @@ impl BrokerNode {
     pub async fn start(config: BrokerConfig) -> Result<Self, StartError> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
+        let io = io_backend(&config)?;
+        Self::start_with_io(config, io).await
+    }
+
+    /// [`start`](Self::start) with the CommitLog on `io` instead of the configured backend
+    /// (crash tests hand in a `FaultyIo`).
+    pub async fn start_with_io(config: BrokerConfig, io: Arc<dyn IoBackend>) -> Result<Self, StartError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
         let listener =
             tokio::net::TcpListener::bind(config.listen).await.map_err(|e| StartError::Listen(config.listen, e))?;
         let bound = listener.local_addr().map_err(|e| StartError::Listen(config.listen, e))?;
         let addr = config.advertise.clone().unwrap_or_else(|| bound.to_string());
 
-        let log = CommitLog::open(&config.data_dir.join("commitlog"), config.commitlog_config(), Arc::new(RealIo))
+        let log = CommitLog::open(&config.data_dir.join("commitlog"), config.commitlog_config(), io)
             .await
             .map_err(|e| StartError::CommitLog(e.to_string()))?;
         let (sm, shared) = BrokerStateMachine::open(
@@ -158,6 +169,25 @@ impl BrokerNode {
         self.registration.abort();
         self.server.abort();
         let _ = self.raft.shutdown().await;
+    }
+}
+
+/// The configured I/O backend; `validate` already refused `undo-journal` in a build without it.
+fn io_backend(config: &BrokerConfig) -> Result<Arc<dyn IoBackend>, StartError> {
+    match config.io_backend {
+        IoBackendKind::Real => Ok(Arc::new(RealIo)),
+        #[cfg(feature = "fault-journal")]
+        IoBackendKind::UndoJournal => {
+            let dir = config.data_dir.join(crate::config::UNDO_JOURNAL_DIR);
+            tracing::warn!(dir = %dir.display(), "fault-test I/O backend: journalling pre-images of unsynced writes");
+            let io = raftmq_store::io::JournalIo::new(&dir)
+                .map_err(|e| StartError::Io(format!("{}: {e}", dir.display())))?;
+            Ok(Arc::new(io))
+        }
+        #[cfg(not(feature = "fault-journal"))]
+        IoBackendKind::UndoJournal => {
+            Err(StartError::Io("this build has no undo-journal backend (cargo feature fault-journal)".into()))
+        }
     }
 }
 
