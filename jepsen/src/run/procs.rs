@@ -19,6 +19,8 @@ pub struct Launch {
     pub args: Vec<String>,
     pub pidfile: PathBuf,
     pub log: PathBuf,
+    /// Extra environment (libfaketime's for a skewed clock); `ip` and `sh` pass it on.
+    pub env: Vec<(String, String)>,
 }
 
 impl Launch {
@@ -51,6 +53,7 @@ impl Launch {
         let c = self.command();
         let mut child = tokio::process::Command::new(&c[0])
             .args(&c[1..])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
@@ -111,6 +114,21 @@ pub async fn kill_and_wait(pid: i32, binary: &Path) {
     }
 }
 
+/// SIGTERMs `pid` (if it runs `binary`) for a clean shutdown, waiting up to `grace`, then
+/// SIGKILLs it if it is still there.
+pub async fn stop_and_wait(pid: i32, binary: &Path, grace: Duration) {
+    if signal(pid, binary, libc::SIGTERM) {
+        let deadline = tokio::time::Instant::now() + grace;
+        while tokio::time::Instant::now() < deadline {
+            if !alive(pid) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    kill_and_wait(pid, binary).await;
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -133,6 +151,7 @@ mod tests {
             args: vec!["--node-id".into(), "2".into()],
             pidfile: "/r/n2.pid".into(),
             log: "/r/logs/n2.log".into(),
+            env: Vec::new(),
         };
         assert_eq!(
             l.command(),
