@@ -84,12 +84,24 @@ pub fn exe_is(pid: i32, binary: &Path) -> bool {
     exe == want || exe.to_string_lossy().strip_suffix(" (deleted)") == Some(&*want.to_string_lossy())
 }
 
-/// Whether `pid` is a process that has not been reaped (zombies count as gone).
+/// Whether `pid` is a process that is still running or still exiting (a zombie counts as gone).
+///
+/// A killed process's main thread turns zombie first; its other threads may still be finishing
+/// a system call (an `fdatasync`, a `pwrite`) and its files, listening socket included, stay
+/// open until the last one is gone. So a zombie leader with live threads is still alive: a
+/// restart would find the port in use, and an undo-journal replay could be overwritten by a
+/// dying write.
 pub fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"),
+        Ok(stat) if state(&stat) != Some("Z") => true,
+        Ok(_) => fs::read_dir(format!("/proc/{pid}/task")).map(|tasks| tasks.count() > 1).unwrap_or(false),
         Err(_) => false,
     }
+}
+
+/// The state letter of a `/proc/<pid>/stat` line (after the parenthesised command name).
+fn state(stat: &str) -> Option<&str> {
+    stat.rsplit(')').next().and_then(|r| r.split_whitespace().next())
 }
 
 /// Sends `sig` to `pid` if it still runs `binary`. Returns whether the signal was sent.
@@ -168,6 +180,12 @@ mod tests {
                 "2"
             ]
         );
+    }
+
+    #[test]
+    fn the_state_letter_follows_the_command_name_even_with_parentheses_in_it() {
+        assert_eq!(state("4242 (raftmq (x)) Z 1 4242"), Some("Z"));
+        assert_eq!(state("17 (raftmq-broker) S 1 17"), Some("S"));
     }
 
     #[test]

@@ -248,7 +248,17 @@ impl Testbed {
             s.nodes[i - 1] = NodeState::Killed;
             s.skew[i - 1] = secs;
         }
-        self.restart(i).await
+        // The node is down now: a start that failed here would leave it down under a `fail`
+        // (never took effect) record, so a failed spawn is retried before giving up.
+        let mut last = Ok(());
+        for _ in 0..3 {
+            last = self.restart(i).await;
+            if last.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        last
     }
 
     /// Nodes running with a skewed clock.
