@@ -53,7 +53,32 @@ pub struct BrokerConfig {
     /// listed here initializes the group with exactly these members; list the
     /// same members on every founding node. Empty = join later via AddReplica.
     pub initial_members: Vec<Member>,
+    /// How the CommitLog reaches its files: `real` (default), or `undo-journal`, a fault-test
+    /// backend that journals pre-images in `<data_dir>/undo-journal` so a SIGKILL can be
+    /// turned into a loss of unsynced writes (`raftmq-broker-faults --replay-undo-journal`).
+    /// Only a build with the cargo feature `fault-journal` accepts `undo-journal`.
+    pub io_backend: IoBackendKind,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IoBackendKind {
+    Real,
+    UndoJournal,
+}
+
+impl IoBackendKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "real" => Some(Self::Real),
+            "undo-journal" => Some(Self::UndoJournal),
+            _ => None,
+        }
+    }
+}
+
+/// Where the `undo-journal` backend keeps its journals (outside every directory the stores list).
+pub const UNDO_JOURNAL_DIR: &str = "undo-journal";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -108,6 +133,7 @@ impl Default for BrokerConfig {
             auto_create_consumer_groups: true,
             raft: RaftSection::default(),
             initial_members: Vec::new(),
+            io_backend: IoBackendKind::Real,
         }
     }
 }
@@ -177,6 +203,12 @@ impl BrokerConfig {
                 self.max_body_bytes, self.segment_bytes
             ));
         }
+        if self.io_backend == IoBackendKind::UndoJournal && !cfg!(feature = "fault-journal") {
+            return bad("io_backend \"undo-journal\" is a fault-test backend this build does not contain: \
+                 build raftmq-broker-faults (cargo build --release -p raftmq-broker --features fault-journal \
+                 --bin raftmq-broker-faults)"
+                .into());
+        }
         self.commitlog_config().validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.raft_config().validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let mut ids: Vec<u64> = self.initial_members.iter().map(|m| m.id).collect();
@@ -221,5 +253,17 @@ mod tests {
         let c = BrokerConfig { initial_members: vec![Member { id: 2, addr: "x:1".into() }], ..Default::default() };
         assert!(c.validate().unwrap_err().to_string().contains("does not list"));
         assert!(toml::from_str::<BrokerConfig>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn the_undo_journal_backend_needs_the_fault_journal_build() {
+        let c: BrokerConfig = toml::from_str("io_backend = \"undo-journal\"").unwrap();
+        assert_eq!(c.io_backend, IoBackendKind::UndoJournal);
+        assert_eq!(c.validate().is_ok(), cfg!(feature = "fault-journal"));
+        if !cfg!(feature = "fault-journal") {
+            assert!(c.validate().unwrap_err().to_string().contains("--features fault-journal"));
+        }
+        assert_eq!(IoBackendKind::parse("real"), Some(IoBackendKind::Real));
+        assert_eq!(IoBackendKind::parse("journal"), None);
     }
 }

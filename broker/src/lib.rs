@@ -9,7 +9,7 @@
 //! is answered with message ids and queue offsets.
 //!
 //! # Layout
-//! - [`config`]: the broker's TOML config, validated.
+//! - [`config`]: the broker's TOML config, validated; [`cli`]: the command line over it.
 //! - [`node`]: starting and stopping one replica.
 //! - [`cmd`]: how commands are encoded in Raft entries.
 //! - [`sm`]: the replicated state machine, checkpoints, index feeding.
@@ -21,6 +21,7 @@
 //! - [`validate`], [`topic`], [`error`]: input rules and the Code they map to.
 
 pub mod batcher;
+pub mod cli;
 pub mod clients;
 pub mod cmd;
 pub mod config;

@@ -80,6 +80,31 @@ pub async fn append(log: &mut CommitLog, entries: Vec<Entry>) -> io::Result<()> 
     rx.await.map_err(|_| io::Error::other("callback dropped"))?
 }
 
+/// `n` Normal entries of 3000..7000 bytes in term 1: a few per 64 KiB segment, so a crash test
+/// spans segment rolls.
+pub fn varied(n: u64) -> Vec<Entry> {
+    (1..=n).map(|i| normal(1, i, 3000 + (i as usize * 977) % 4000)).collect()
+}
+
+/// Appends `entries` five at a time, each batch acknowledged (durable) before the next.
+pub async fn append_acked(log: &mut CommitLog, entries: &[Entry]) {
+    for chunk in entries.chunks(5) {
+        append(log, chunk.to_vec()).await.expect("acknowledged append");
+    }
+}
+
+/// Appends `entries` five at a time without waiting; returns each batch's pending callback.
+pub async fn append_pending(
+    log: &mut CommitLog,
+    entries: &[Entry],
+) -> Vec<tokio::sync::oneshot::Receiver<io::Result<()>>> {
+    let mut pending = Vec::new();
+    for chunk in entries.chunks(5) {
+        pending.push(append_nowait(log, chunk.to_vec()).await.expect("append"));
+    }
+    pending
+}
+
 pub async fn read_all(log: &mut CommitLog) -> Vec<Entry> {
     log.try_get_log_entries(..).await.expect("read")
 }

@@ -40,6 +40,9 @@ use schedule::{FaultKind, Timing};
 use testbed::{Settings, Testbed};
 use workload::Workload;
 
+/// Where Debian's `faketime` package puts the library.
+pub const DEFAULT_FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct RunArgs {
     /// Broker replicas in the one broker group.
@@ -52,7 +55,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Faults to draw from, comma-separated: partition-leader, kill-leader,
-    /// partition-random-halves (random-halves), pause-leader (pause).
+    /// partition-random-halves (random-halves), pause-leader (pause), ... (jepsen/README.md);
+    /// kill-lose-unsynced needs --fault-broker-bin, clock-skew needs --faketime-lib.
     #[arg(long, value_delimiter = ',', default_value = "partition-leader,kill-leader")]
     pub nemesis: Vec<String>,
     /// The run directory [default: runs/<seed>-<unix time>].
@@ -66,6 +70,14 @@ pub struct RunArgs {
     pub broker_bin: PathBuf,
     #[arg(long, default_value = "target/release/raftmq-namesrv")]
     pub namesrv_bin: PathBuf,
+    /// The fault-test broker (`cargo build --release -p raftmq-broker --features fault-journal
+    /// --bin raftmq-broker-faults`): every broker runs it, with the undo journal, when the
+    /// nemeses include kill-lose-unsynced.
+    #[arg(long, default_value = "target/release/raftmq-broker-faults")]
+    pub fault_broker_bin: PathBuf,
+    /// libfaketime, for clock-skew (`apt-get install faketime`).
+    #[arg(long, default_value = DEFAULT_FAKETIME_LIB)]
+    pub faketime_lib: PathBuf,
     /// Concurrent producers, each sending one value at a time.
     #[arg(long, default_value_t = 4)]
     pub producers: u64,
@@ -97,6 +109,22 @@ impl RunArgs {
         let faults = self.nemesis.iter().filter(|s| !s.is_empty()).map(|s| s.parse()).collect::<Result<_, _>>()?;
         Ok((self, faults))
     }
+
+    /// What a fault needs beyond root, `ip` and `nft`, if it is missing here.
+    pub fn missing_prerequisite(&self, fault: FaultKind) -> Option<String> {
+        match fault {
+            FaultKind::KillLoseUnsynced if !self.fault_broker_bin.is_file() => Some(format!(
+                "{} not found: cargo build --release -p raftmq-broker --features fault-journal \
+                 --bin raftmq-broker-faults (or pass --fault-broker-bin)",
+                self.fault_broker_bin.display()
+            )),
+            FaultKind::ClockSkew if !self.faketime_lib.is_file() => Some(format!(
+                "{} not found: apt-get install faketime (or pass --faketime-lib)",
+                self.faketime_lib.display()
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Why a run could not produce a verdict.
@@ -114,8 +142,12 @@ pub enum RunError {
     Report(#[from] report::ReportError),
 }
 
-/// Root, `ip`, `nft` and both binaries, with what to do about each one missing.
-pub fn check_requirements(args: &RunArgs) -> Result<(), RunError> {
+/// Root, `ip`, `nft`, both binaries and each fault's own prerequisites, with what to do about
+/// each one missing.
+pub fn check_requirements(args: &RunArgs, faults: &[FaultKind]) -> Result<(), RunError> {
+    if let Some(missing) = faults.iter().find_map(|f| args.missing_prerequisite(*f)) {
+        return Err(RunError::Requirement(missing));
+    }
     if !procs::is_root() {
         return Err(RunError::Requirement(
             "run needs root: it creates network namespaces, veths and nftables rules \
@@ -157,10 +189,16 @@ fn versions(args: &RunArgs) -> BTreeMap<String, String> {
     v
 }
 
+/// The broker binary a run starts: the fault-test build when a nemesis needs its undo journal.
+fn broker_bin(args: &RunArgs, undo_journal: bool) -> &Path {
+    if undo_journal { &args.fault_broker_bin } else { &args.broker_bin }
+}
+
 /// Runs one test and checks it. Returns the report; the caller prints the verdict.
 pub async fn run(args: RunArgs) -> Result<report::RunReport, RunError> {
     let (args, faults) = args.resolve().map_err(RunError::Requirement)?;
-    check_requirements(&args)?;
+    check_requirements(&args, &faults)?;
+    let undo_journal = faults.contains(&FaultKind::KillLoseUnsynced);
     let cleaned = registry::cleanup_leftovers().await;
     if !cleaned.is_empty() {
         eprintln!("cleaned leftovers of crashed runs: ids {cleaned:?}");
@@ -185,7 +223,11 @@ pub async fn run(args: RunArgs) -> Result<report::RunReport, RunError> {
         started_unix_ms: Some(started),
         workload: Some("queue".into()),
         nemeses: faults.iter().map(|f| f.name().to_string()).collect(),
-        versions: versions(&args),
+        versions: {
+            let mut v = versions(&args);
+            v.insert("broker_bin".into(), broker_bin(&args, undo_journal).display().to_string());
+            v
+        },
         nodes: (1..=args.nodes).map(Testbed::node_name).collect(),
         config: BTreeMap::from([
             ("durability".into(), args.durability.clone()),
@@ -201,15 +243,18 @@ pub async fn run(args: RunArgs) -> Result<report::RunReport, RunError> {
             ),
             ("namesrv".into(), topo.namesrv_addr()),
             ("schedule".into(), format!("{} faults", steps.len())),
+            ("io_backend".into(), if undo_journal { "undo-journal" } else { "real" }.into()),
         ]),
     };
     info.save(&dir)?;
     eprintln!("run {} (seed {seed}, net id {}): {} faults scheduled", dir.display(), topo.id, steps.len());
     let settings = Settings {
-        broker_bin: abs(&args.broker_bin),
+        broker_bin: abs(broker_bin(&args, undo_journal)),
         namesrv_bin: abs(&args.namesrv_bin),
         run_dir: dir.clone(),
         durability: args.durability.clone(),
+        undo_journal,
+        faketime_lib: faults.contains(&FaultKind::ClockSkew).then(|| abs(&args.faketime_lib)),
     };
     let bed = Arc::new(Testbed::new(topo, settings).map_err(RunError::Setup)?);
     let outcome = tokio::select! {
@@ -315,5 +360,21 @@ mod tests {
         assert_eq!(faults.len(), 4);
         assert!(Wrap::parse_from(["x", "--nemesis", "nope"]).run.resolve().is_err());
         assert!(Wrap::parse_from(["x", "--nodes", "0"]).run.resolve().is_err());
+    }
+
+    #[test]
+    fn the_new_faults_name_what_they_miss() {
+        let w = Wrap::parse_from([
+            "x",
+            "--fault-broker-bin",
+            "/nonexistent/raftmq-broker-faults",
+            "--faketime-lib",
+            "/nonexistent/libfaketime.so.1",
+        ]);
+        let unsynced = w.run.missing_prerequisite(FaultKind::KillLoseUnsynced).expect("missing");
+        assert!(unsynced.contains("--features fault-journal"), "{unsynced}");
+        let skew = w.run.missing_prerequisite(FaultKind::ClockSkew).expect("missing");
+        assert!(skew.contains("apt-get install faketime"), "{skew}");
+        assert_eq!(w.run.missing_prerequisite(FaultKind::KillLeader), None);
     }
 }

@@ -27,13 +27,21 @@ pub enum Applied {
     Removed(usize),
     /// Leadership moved to this node.
     Transferred(usize),
+    /// Killed, its unsynced writes reverted; restarted at the stop.
+    LostUnsynced(usize),
+    /// Running with a skewed wall clock; restarted with the true one at the stop.
+    Skewed(usize),
 }
 
 impl Applied {
     fn targets(&self) -> Vec<usize> {
         match self {
             Applied::Partition(v) | Applied::Killed(v) => v.clone(),
-            Applied::Paused(i) | Applied::Removed(i) | Applied::Transferred(i) => vec![*i],
+            Applied::Paused(i)
+            | Applied::Removed(i)
+            | Applied::Transferred(i)
+            | Applied::LostUnsynced(i)
+            | Applied::Skewed(i) => vec![*i],
         }
     }
 }
@@ -97,6 +105,11 @@ pub fn majority_with(n: usize, leader: usize, pick: u64) -> Vec<usize> {
     v
 }
 
+/// The node a leader-or-random fault hits: the leader, or a node chosen by `pick`.
+pub fn leader_or_random(n: usize, leader: Option<usize>, pick: u64) -> Option<usize> {
+    if FaultKind::hits_leader(pick) { leader } else { shuffled(n, pick).first().copied() }
+}
+
 /// A follower chosen by `pick`, if there is one.
 fn follower(n: usize, leader: usize, pick: u64) -> Option<usize> {
     shuffled(n, pick).into_iter().find(|i| *i != leader)
@@ -128,6 +141,8 @@ impl Nemesis {
     async fn apply(&self, step: &Step) -> Result<Applied, (Vec<usize>, String)> {
         let n = self.bed.topo.nodes;
         let leader = if matches!(step.fault, FaultKind::PartitionHalves | FaultKind::Bridge | FaultKind::MajoritiesRing)
+            || (matches!(step.fault, FaultKind::KillLoseUnsynced | FaultKind::ClockSkew)
+                && !FaultKind::hits_leader(step.pick))
         {
             0
         } else {
@@ -160,6 +175,13 @@ impl Nemesis {
                 let f = follower(n, leader, step.pick).ok_or_else(|| (vec![], "no follower to lead".to_string()))?;
                 self.bed.transfer_leader(f).await.map(|()| Applied::Transferred(f)).map_err(on(vec![f]))
             }
+            FaultKind::KillLoseUnsynced => {
+                let i = leader_or_random(n, Some(leader), step.pick).ok_or((vec![], "no node".to_string()))?;
+                let summary = self.bed.lose_unsynced(i).await.map_err(on(vec![i]))?;
+                eprintln!("nemesis: n{i}: {summary}");
+                Ok(Applied::LostUnsynced(i))
+            }
+            FaultKind::ClockSkew => self.skew(step, leader).await,
             partition => {
                 let inbound_only = partition == FaultKind::PartitionLeaderOneWay;
                 let g = grudge(partition, n, step.pick, leader);
@@ -173,6 +195,29 @@ impl Nemesis {
                 Ok(Applied::Partition(targets))
             }
         }
+    }
+
+    /// Restarts a node with a skewed clock, then tries for a few seconds to make it the leader:
+    /// the leader is the one whose clock goes into the commands (pop deadlines, the
+    /// idempotent-send window's store timestamps).
+    async fn skew(&self, step: &Step, leader: usize) -> Result<Applied, (Vec<usize>, String)> {
+        let n = self.bed.topo.nodes;
+        let i = leader_or_random(n, Some(leader), step.pick).ok_or((vec![], "no node".to_string()))?;
+        let secs = FaultKind::skew_secs(step.pick);
+        self.bed.restart_with_skew(i, secs).await.map_err(|e| (vec![i], e))?;
+        eprintln!("nemesis: n{i} restarted with its clock {secs:+} s off");
+        let deadline = Instant::now() + std::time::Duration::from_secs(4);
+        loop {
+            match self.bed.transfer_leader(i).await {
+                Ok(()) => break,
+                Err(e) if Instant::now() >= deadline => {
+                    eprintln!("nemesis: n{i} (skewed) did not take the lead: {e}");
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
+            }
+        }
+        Ok(Applied::Skewed(i))
     }
 
     async fn restart_killed(&self) {
@@ -225,6 +270,8 @@ impl Nemesis {
             Applied::Paused(i) => self.bed.resume(*i),
             Applied::Removed(i) => self.bed.add_replica(*i).await,
             Applied::Transferred(_) => Ok(()),
+            Applied::LostUnsynced(i) => self.bed.restart(*i).await,
+            Applied::Skewed(i) => self.bed.restart_with_skew(*i, 0).await,
         };
         match r {
             Ok(()) => {
@@ -301,6 +348,14 @@ mod tests {
             }
         }
         assert!(grudge(FaultKind::MajoritiesRing, 3, 1, 0).is_empty(), "on 3 nodes everyone is a neighbour");
+    }
+
+    #[test]
+    fn leader_or_random_hits_both_and_only_existing_nodes() {
+        let hits: Vec<Option<usize>> = (0..40).map(|p| leader_or_random(3, Some(2), p)).collect();
+        assert!(hits.iter().all(|h| h.is_some_and(|i| (1..=3).contains(&i))));
+        assert!(hits.iter().any(|h| *h != Some(2)), "not always the leader");
+        assert_eq!(leader_or_random(3, None, 0), None, "a leader pick with no leader hits nothing");
     }
 
     #[test]

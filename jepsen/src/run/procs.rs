@@ -19,6 +19,8 @@ pub struct Launch {
     pub args: Vec<String>,
     pub pidfile: PathBuf,
     pub log: PathBuf,
+    /// Extra environment (libfaketime's for a skewed clock); `ip` and `sh` pass it on.
+    pub env: Vec<(String, String)>,
 }
 
 impl Launch {
@@ -51,6 +53,7 @@ impl Launch {
         let c = self.command();
         let mut child = tokio::process::Command::new(&c[0])
             .args(&c[1..])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
@@ -81,12 +84,24 @@ pub fn exe_is(pid: i32, binary: &Path) -> bool {
     exe == want || exe.to_string_lossy().strip_suffix(" (deleted)") == Some(&*want.to_string_lossy())
 }
 
-/// Whether `pid` is a process that has not been reaped (zombies count as gone).
+/// Whether `pid` is a process that is still running or still exiting (a zombie counts as gone).
+///
+/// A killed process's main thread turns zombie first; its other threads may still be finishing
+/// a system call (an `fdatasync`, a `pwrite`) and its files, listening socket included, stay
+/// open until the last one is gone. So a zombie leader with live threads is still alive: a
+/// restart would find the port in use, and an undo-journal replay could be overwritten by a
+/// dying write.
 pub fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"),
+        Ok(stat) if state(&stat) != Some("Z") => true,
+        Ok(_) => fs::read_dir(format!("/proc/{pid}/task")).map(|tasks| tasks.count() > 1).unwrap_or(false),
         Err(_) => false,
     }
+}
+
+/// The state letter of a `/proc/<pid>/stat` line (after the parenthesised command name).
+fn state(stat: &str) -> Option<&str> {
+    stat.rsplit(')').next().and_then(|r| r.split_whitespace().next())
 }
 
 /// Sends `sig` to `pid` if it still runs `binary`. Returns whether the signal was sent.
@@ -111,6 +126,21 @@ pub async fn kill_and_wait(pid: i32, binary: &Path) {
     }
 }
 
+/// SIGTERMs `pid` (if it runs `binary`) for a clean shutdown, waiting up to `grace`, then
+/// SIGKILLs it if it is still there.
+pub async fn stop_and_wait(pid: i32, binary: &Path, grace: Duration) {
+    if signal(pid, binary, libc::SIGTERM) {
+        let deadline = tokio::time::Instant::now() + grace;
+        while tokio::time::Instant::now() < deadline {
+            if !alive(pid) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    kill_and_wait(pid, binary).await;
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -133,6 +163,7 @@ mod tests {
             args: vec!["--node-id".into(), "2".into()],
             pidfile: "/r/n2.pid".into(),
             log: "/r/logs/n2.log".into(),
+            env: Vec::new(),
         };
         assert_eq!(
             l.command(),
@@ -149,6 +180,12 @@ mod tests {
                 "2"
             ]
         );
+    }
+
+    #[test]
+    fn the_state_letter_follows_the_command_name_even_with_parentheses_in_it() {
+        assert_eq!(state("4242 (raftmq (x)) Z 1 4242"), Some("Z"));
+        assert_eq!(state("17 (raftmq-broker) S 1 17"), Some("S"));
     }
 
     #[test]

@@ -36,10 +36,18 @@ pub enum FaultKind {
     MemberRemove,
     /// Move leadership to a random follower (Admin.TransferLeader); the stop does nothing.
     TransferLeader,
+    /// SIGKILL the leader or a random node (by `pick`), then revert the writes it had not
+    /// fsynced (the fault-test broker's undo journal): a power loss of that one machine. The
+    /// stop restarts it.
+    KillLoseUnsynced,
+    /// Restart the leader or a random node (by `pick`) with its wall clock off by a seeded
+    /// amount (libfaketime; the monotonic clock is untouched), then move leadership to it. The
+    /// stop restarts it with the true clock.
+    ClockSkew,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::PartitionLeader,
         FaultKind::KillLeader,
         FaultKind::PartitionHalves,
@@ -50,6 +58,8 @@ impl FaultKind {
         FaultKind::KillMajority,
         FaultKind::MemberRemove,
         FaultKind::TransferLeader,
+        FaultKind::KillLoseUnsynced,
+        FaultKind::ClockSkew,
     ];
 
     /// The name used on the command line and in the history's nemesis ops.
@@ -65,7 +75,22 @@ impl FaultKind {
             FaultKind::KillMajority => "kill-majority",
             FaultKind::MemberRemove => "member-remove",
             FaultKind::TransferLeader => "transfer-leader",
+            FaultKind::KillLoseUnsynced => "kill-lose-unsynced",
+            FaultKind::ClockSkew => "clock-skew",
         }
+    }
+
+    /// Whether the fault hits the leader or a random node, by the step's `pick` (for the faults
+    /// that can do either).
+    pub fn hits_leader(pick: u64) -> bool {
+        pick.is_multiple_of(2)
+    }
+
+    /// The clock offset of a `clock-skew` step, in seconds: 5 to 120 either way, by `pick`.
+    /// Beyond 60 s it crosses the idempotent-send window (60 s of store timestamps).
+    pub fn skew_secs(pick: u64) -> i64 {
+        let magnitude = 5 + ((pick >> 8) % 116) as i64;
+        if (pick >> 1).is_multiple_of(2) { magnitude } else { -magnitude }
     }
 }
 
@@ -86,6 +111,7 @@ impl FromStr for FaultKind {
             "majorities-ring" => return Ok(FaultKind::MajoritiesRing),
             "one-way" => return Ok(FaultKind::PartitionLeaderOneWay),
             "membership" => return Ok(FaultKind::MemberRemove),
+            "lose-unsynced" => return Ok(FaultKind::KillLoseUnsynced),
             _ => {}
         }
         FaultKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
@@ -203,5 +229,16 @@ mod tests {
         }
         assert_eq!("random-halves".parse::<FaultKind>(), Ok(FaultKind::PartitionHalves));
         assert!("bogus".parse::<FaultKind>().is_err());
+    }
+
+    #[test]
+    fn skews_go_both_ways_within_bounds_and_targets_mix_leader_and_others() {
+        let skews: Vec<i64> =
+            (0..400u64).map(|p| FaultKind::skew_secs(p.wrapping_mul(0x9e37_79b9_7f4a_7c15))).collect();
+        assert!(skews.iter().all(|s| (5..=120).contains(&s.abs())), "{skews:?}");
+        assert!(skews.iter().any(|s| *s > 60) && skews.iter().any(|s| *s < -60));
+        assert!(skews.iter().any(|s| (5..30).contains(s)) && skews.iter().any(|s| (-30..-5).contains(s)));
+        let leader = (0..100u64).filter(|p| FaultKind::hits_leader(*p)).count();
+        assert!((40..=60).contains(&leader));
     }
 }

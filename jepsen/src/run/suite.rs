@@ -26,28 +26,36 @@ pub struct SuiteArgs {
     pub namesrv_bin: PathBuf,
     #[arg(long, default_value = "sync")]
     pub durability: String,
+    /// The fault-test broker for kill-lose-unsynced (its mixes skip that fault without it).
+    #[arg(long, default_value = "target/release/raftmq-broker-faults")]
+    pub fault_broker_bin: PathBuf,
+    /// libfaketime for clock-skew (its mixes skip that fault without it).
+    #[arg(long, default_value = super::DEFAULT_FAKETIME_LIB)]
+    pub faketime_lib: PathBuf,
 }
 
 /// The mixes run `i` takes in turn: (nodes, nemeses). Ring and bridge need 5 nodes to mean
 /// anything; the rest run on 3.
-pub const MIXES: [(usize, &str); 5] = [
+pub const MIXES: [(usize, &str); 6] = [
     (3, "partition-leader,kill-leader"),
     (3, "partition-random-halves,pause-leader"),
     (5, "bridge,partition-majorities-ring,partition-leader-one-way"),
     (3, "kill-majority,member-remove,transfer-leader"),
+    (3, "kill-lose-unsynced,clock-skew,partition-leader"),
     (
         5,
         "partition-leader,kill-leader,partition-random-halves,pause-leader,bridge,partition-majorities-ring,\
-         partition-leader-one-way,kill-majority,member-remove,transfer-leader",
+         partition-leader-one-way,kill-majority,member-remove,transfer-leader,kill-lose-unsynced,clock-skew",
     ),
 ];
 
 impl SuiteArgs {
-    /// The arguments of run `i` (0-based) of the suite.
+    /// The arguments of run `i` (0-based) of the suite. A fault whose prerequisite is missing
+    /// here (the fault-test broker, libfaketime) leaves the mix, with a message saying so.
     pub fn run_args(&self, i: u64, base_seed: u64, dir: &std::path::Path) -> RunArgs {
         let (nodes, mix) = MIXES[(i % MIXES.len() as u64) as usize];
         let seed = base_seed.wrapping_add(i);
-        RunArgs {
+        let mut run = RunArgs {
             nodes,
             time_limit: self.time_limit,
             seed: Some(seed),
@@ -60,7 +68,21 @@ impl SuiteArgs {
             queues: 4,
             durability: self.durability.clone(),
             sdk_retries: 2,
-        }
+            fault_broker_bin: self.fault_broker_bin.clone(),
+            faketime_lib: self.faketime_lib.clone(),
+        };
+        let mix = std::mem::take(&mut run.nemesis);
+        run.nemesis = mix
+            .into_iter()
+            .filter(|name| {
+                let missing = name.parse().ok().and_then(|f| run.missing_prerequisite(f));
+                if let Some(why) = &missing {
+                    eprintln!("suite: run {}: skipping {name}: {why}", i + 1);
+                }
+                missing.is_none()
+            })
+            .collect();
+        run
     }
 }
 
@@ -101,11 +123,26 @@ mod tests {
         assert_eq!(runs[0].seed, Some(100));
         assert_eq!(runs[6].seed, Some(106));
         assert_eq!(runs[1].out, Some(dir.join("01-seed101")));
-        assert_eq!(runs[5].nemesis, runs[0].nemesis, "the mixes wrap around");
+        assert_eq!(runs[MIXES.len()].nemesis, runs[0].nemesis, "the mixes wrap around");
         for r in runs {
             assert_eq!(r.time_limit, 30);
             let (_, faults) = r.resolve().expect("every mix parses");
             assert!(!faults.is_empty());
         }
+    }
+
+    #[test]
+    fn faults_without_their_prerequisites_leave_the_mix() {
+        let s = Wrap::parse_from([
+            "x",
+            "--fault-broker-bin",
+            "/nonexistent/raftmq-broker-faults",
+            "--faketime-lib",
+            "/nonexistent/libfaketime.so.1",
+        ])
+        .suite;
+        let mix = MIXES.iter().position(|(_, m)| m.starts_with("kill-lose-unsynced")).expect("the mix") as u64;
+        let run = s.run_args(mix, 1, std::path::Path::new("/tmp/s"));
+        assert_eq!(run.nemesis, ["partition-leader"]);
     }
 }

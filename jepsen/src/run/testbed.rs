@@ -1,5 +1,6 @@
 //! [`Testbed`]: the running cluster and its verbs (`start`, `leader`, `kill`, `restart`,
-//! `pause`, `resume`, `isolate`, `heal`), shared by the nemesis and the runner.
+//! `pause`, `resume`, `isolate`, `heal`, `lose_unsynced`, `restart_with_skew`), shared by the
+//! nemesis and the runner.
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -29,6 +30,11 @@ pub struct Settings {
     pub namesrv_bin: PathBuf,
     pub run_dir: PathBuf,
     pub durability: String,
+    /// Start every broker with `--io-backend undo-journal` (`broker_bin` must then be the
+    /// `raftmq-broker-faults` build), so `lose_unsynced` can revert unsynced writes.
+    pub undo_journal: bool,
+    /// libfaketime, for `restart_with_skew`.
+    pub faketime_lib: Option<PathBuf>,
 }
 
 pub struct Testbed {
@@ -45,6 +51,8 @@ struct State {
     nodes: Vec<NodeState>,
     /// Brokers removed from the group's membership (they keep running).
     removed: Vec<usize>,
+    /// Each broker's wall-clock offset in seconds (0: the true clock), applied at its next start.
+    skew: Vec<i64>,
     record: Record,
 }
 
@@ -68,6 +76,7 @@ impl Testbed {
                 pids: vec![None; n + 1],
                 nodes: vec![NodeState::Up; n],
                 removed: Vec::new(),
+                skew: vec![0; n],
                 record,
             }),
         })
@@ -94,7 +103,7 @@ impl Testbed {
             "--advertise".into(),
             t.broker_addr(i),
             "--data-dir".into(),
-            dir.join("data").join(Self::node_name(i)).display().to_string(),
+            self.data_dir(i).display().to_string(),
             "--namesrv".into(),
             t.namesrv_addr(),
             "--durability".into(),
@@ -104,13 +113,25 @@ impl Testbed {
             args.push("--member".into());
             args.push(format!("{m}={}", t.broker_addr(m)));
         }
+        if self.settings.undo_journal {
+            args.extend(["--io-backend".into(), "undo-journal".into()]);
+        }
+        let skew = self.lock().skew[i - 1];
         Launch {
             ns: t.ns(Member::Broker(i)),
             binary: self.settings.broker_bin.clone(),
             args,
             pidfile: dir.join("pids").join(format!("{}.pid", Self::node_name(i))),
             log: dir.join("logs").join(format!("{}.log", Self::node_name(i))),
+            env: match (&self.settings.faketime_lib, skew) {
+                (Some(lib), s) if s != 0 => faketime_env(lib, s),
+                _ => Vec::new(),
+            },
         }
+    }
+
+    fn data_dir(&self, i: usize) -> PathBuf {
+        self.settings.run_dir.join("data").join(Self::node_name(i))
     }
 
     pub fn namesrv_launch(&self) -> Launch {
@@ -121,6 +142,7 @@ impl Testbed {
             args: vec!["--listen".into(), self.topo.namesrv_addr(), "--broker-expiry-ms".into(), "5000".into()],
             pidfile: dir.join("pids").join("namesrv.pid"),
             log: dir.join("logs").join("namesrv.log"),
+            env: Vec::new(),
         }
     }
 
@@ -187,6 +209,62 @@ impl Testbed {
         s.pids[i] = None;
         s.nodes[i - 1] = NodeState::Killed;
         Ok(())
+    }
+
+    /// SIGKILLs node `i`, then reverts every write it had not fsynced, from the undo journal
+    /// of the fault-test broker (`raftmq-broker-faults --replay-undo-journal`): its disk is then
+    /// what a power loss at the kill would have left. Returns the replay's summary line. The
+    /// node stays down until [`restart`](Self::restart).
+    pub async fn lose_unsynced(&self, i: usize) -> Result<String, String> {
+        if !self.settings.undo_journal {
+            return Err("the brokers run without the undo journal (needs the fault-test broker)".into());
+        }
+        self.kill(i).await?;
+        let out = tokio::process::Command::new(&self.settings.broker_bin)
+            .arg("--data-dir")
+            .arg(self.data_dir(i))
+            .arg("--replay-undo-journal")
+            .output()
+            .await
+            .map_err(|e| format!("running {} --replay-undo-journal: {e}", self.settings.broker_bin.display()))?;
+        let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+        if !out.status.success() {
+            return Err(format!("replaying n{i}'s undo journal failed: {}", text(&out.stderr)));
+        }
+        Ok(text(&out.stdout))
+    }
+
+    /// Stops node `i` cleanly (SIGTERM, SIGKILL after 5 s) and starts it again with its wall
+    /// clock `secs` off (0: the true clock), through libfaketime.
+    pub async fn restart_with_skew(&self, i: usize, secs: i64) -> Result<(), String> {
+        if secs != 0 && self.settings.faketime_lib.is_none() {
+            return Err("no libfaketime (apt-get install faketime)".into());
+        }
+        let pid = self.lock().pids[i].ok_or(format!("n{i} has no process"))?;
+        procs::stop_and_wait(pid, &self.settings.broker_bin, Duration::from_secs(5)).await;
+        {
+            let mut s = self.lock();
+            s.pids[i] = None;
+            s.nodes[i - 1] = NodeState::Killed;
+            s.skew[i - 1] = secs;
+        }
+        // The node is down now: a start that failed here would leave it down under a `fail`
+        // (never took effect) record, so a failed spawn is retried before giving up.
+        let mut last = Ok(());
+        for _ in 0..3 {
+            last = self.restart(i).await;
+            if last.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        last
+    }
+
+    /// Nodes running with a skewed clock.
+    pub fn skewed(&self) -> Vec<usize> {
+        let s = self.lock();
+        (1..=self.topo.nodes).filter(|i| s.skew[i - 1] != 0).collect()
     }
 
     /// Restarts a killed node on its data dir.
@@ -289,15 +367,21 @@ impl Testbed {
         }
     }
 
-    /// Heals everything: network, paused and killed nodes.
+    /// Heals everything: network, paused and killed nodes, skewed clocks.
     pub async fn heal_all(&self) -> Result<(), String> {
         self.heal_network();
         for i in 1..=self.topo.nodes {
             match self.state(i) {
                 NodeState::Up => {}
                 NodeState::Paused => self.resume(i)?,
-                NodeState::Killed => self.restart(i).await?,
+                NodeState::Killed => {
+                    self.lock().skew[i - 1] = 0;
+                    self.restart(i).await?
+                }
             }
+        }
+        for i in self.skewed() {
+            self.restart_with_skew(i, 0).await?;
         }
         // Adding needs a leader, which a restart may not have yet.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -317,5 +401,31 @@ impl Testbed {
         let record = self.lock().record.clone();
         registry::destroy(&self.topo, &record.procs).await;
         record.remove();
+    }
+}
+
+/// libfaketime's environment for a wall clock `secs` off. Only `CLOCK_REALTIME` moves: the
+/// broker's timers (Raft elections, heartbeats, deadlines) run on the monotonic clock, and a
+/// skewed node in production has a wrong wall clock, not a wrong notion of elapsed time. File
+/// timestamps are left alone.
+pub fn faketime_env(lib: &std::path::Path, secs: i64) -> Vec<(String, String)> {
+    vec![
+        ("LD_PRELOAD".into(), lib.display().to_string()),
+        ("FAKETIME".into(), format!("{secs:+}")),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ("NO_FAKE_STAT".into(), "1".into()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faketime_offsets_carry_their_sign() {
+        let env = faketime_env(std::path::Path::new("/l/libfaketime.so.1"), -42);
+        assert!(env.contains(&("FAKETIME".into(), "-42".into())));
+        assert!(faketime_env(std::path::Path::new("/l"), 7).contains(&("FAKETIME".into(), "+7".into())));
+        assert!(env.contains(&("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into())));
     }
 }

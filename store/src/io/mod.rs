@@ -15,7 +15,7 @@
 //! mapped once, read-only, with [`SegmentFile::map_readonly`], and entries are zero-copy slices
 //! of that mapping.
 //!
-//! # Simulating "lose unsynced writes on kill" in a broker test build (not built yet)
+//! # Simulating "lose unsynced writes on kill" in a broker test build
 //!
 //! [`FaultyIo::crash`] works in-process: it reverts each file to its content at that file's
 //! last successful sync, using pre-images it kept in memory. A broker killed with SIGKILL cannot
@@ -27,8 +27,14 @@
 //! pre-images newest first) before restarting it. The broker sees exactly what a power loss at
 //! the moment of the kill would have left on disk. The only broker change is choosing the
 //! backend (`Arc<dyn IoBackend>`) from a test-only flag.
+//!
+//! That backend is [`JournalIo`] (feature `fault-journal`; see `journal.rs` for the model and
+//! the journal's format), and the broker's test binary `raftmq-broker-faults` selects it with
+//! `--io-backend undo-journal` (journals in `<data_dir>/undo-journal`).
 
 mod faulty;
+#[cfg(feature = "fault-journal")]
+mod journal;
 mod real;
 
 use std::io;
@@ -36,6 +42,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use faulty::FaultyIo;
+#[cfg(feature = "fault-journal")]
+pub use journal::{JournalIo, ReplayStats, replay_undo_journal};
 use memmap2::Mmap;
 pub use real::RealIo;
 

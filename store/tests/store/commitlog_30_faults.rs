@@ -29,19 +29,14 @@ async fn assert_recovers(dir: &std::path::Path, expected: &[raftmq_raft::Entry])
 async fn unsynced_appends_are_lost_on_crash_but_acknowledged_ones_survive() {
     let dir = TempDir::new().unwrap();
     let (mut log, faulty) = open_faulty(dir.path(), cfg()).await;
-    let entries = (1..=40).map(|i| normal(1, i, 3000 + (i as usize * 977) % 4000)).collect::<Vec<_>>();
+    let entries = varied(40);
 
     // Phase 1: acknowledged (synced) appends, spanning a segment roll.
-    for chunk in entries[..25].chunks(5) {
-        append(&mut log, chunk.to_vec()).await.unwrap();
-    }
+    append_acked(&mut log, &entries[..25]).await;
 
     // Phase 2: written but not yet durable: readable at once, callbacks still pending.
     faulty.pause_syncs();
-    let mut pending = Vec::new();
-    for chunk in entries[25..].chunks(5) {
-        pending.push(append_nowait(&mut log, chunk.to_vec()).await.unwrap());
-    }
+    let pending = append_pending(&mut log, &entries[25..]).await;
     assert_eq!(read_all(&mut log).await, entries);
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(pending[0].try_recv().is_err(), "no ack before the sync");

@@ -4,6 +4,7 @@ mod commitlog_10_suite;
 mod commitlog_20_recovery;
 mod commitlog_30_faults;
 mod commitlog_40_layout;
+mod commitlog_50_journal;
 mod cq_10_queue;
 mod cq_20_concurrent_readers;
 mod index_10_lookup;
