@@ -9,9 +9,11 @@
 //! again and new ones land at the wrong CommitLog positions, under consume-queue units that
 //! point elsewhere.
 //!
-//! The test holds node 3's syncs back (`FaultyIo::pause_syncs`) so the window stays open, lets
-//! it apply and checkpoint, crashes it (unsynced writes reverted), restarts it on the real
-//! backend and compares every queue offset it serves with the leader's.
+//! Checkpoints therefore wait for a CommitLog flush. The test holds node 3's syncs back
+//! (`FaultyIo::pause_syncs`) so the window stays open and checks that no checkpoint passes the
+//! durable log; then it crashes node 3 (unsynced writes reverted), plants a checkpoint ahead of
+//! its log anyway (as an older build could have left), restarts it on the real backend and
+//! compares every queue offset it serves with the leader's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,7 +101,8 @@ async fn a_follower_that_lost_unsynced_writes_serves_what_the_leader_serves() {
     // Nodes 1 and 2 are a quorum: they elect a leader before node 3 exists.
     let n1 = BrokerNode::start(config(dir, 1)).await.expect("n1");
     let n2 = BrokerNode::start(config(dir, 2)).await.expect("n2");
-    let leader = [&n1, &n2][leader_of(&[&n1, &n2]).await];
+    let leader_index = leader_of(&[&n1, &n2]).await;
+    let leader = [&n1, &n2][leader_index];
     let topic = TopicConfig { name: TOPIC.into(), queue_count: 1, ..Default::default() };
     let create = MetaCommand { cmd: Some(MetaCmd::CreateTopic(raftmq_broker::topic::with_defaults(topic))) };
     write(leader, raftmq_broker::cmd::encode_meta(&create)).await;
@@ -109,16 +112,14 @@ async fn a_follower_that_lost_unsynced_writes_serves_what_the_leader_serves() {
     let durable = send(leader, 0, 20).await;
     assert!(n3.wait_applied(durable, Duration::from_secs(10)).await, "n3 catches up");
 
-    // Phase 2: n3 appends and applies, but its fdatasyncs never return.
+    // Phase 2: n3 appends and applies, but its fdatasyncs never return. Its
+    // checkpoints wait for the log: none may name an entry it could lose.
     faulty.pause_syncs();
     let mut last = send(leader, 20, 10).await;
     assert!(n3.wait_applied(last, Duration::from_secs(10)).await, "a follower applies before its own fsync");
-    for round in 0.. {
+    for round in 0..10 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if checkpointed_index(dir) > durable {
-            break;
-        }
-        assert!(round < 50, "n3 wrote no checkpoint past index {durable} in 5 s");
+        assert!(checkpointed_index(dir) <= durable, "n3 checkpointed past its durable log in round {round}");
         // Checkpoints are taken on apply: give it something to apply.
         last = send(leader, 1000 + round, 1).await;
     }
@@ -126,6 +127,13 @@ async fn a_follower_that_lost_unsynced_writes_serves_what_the_leader_serves() {
     // Phase 3: power loss on n3, restart on the real backend.
     faulty.crash().expect("crash");
     n3.kill().await;
+    // A checkpoint from an older build (before checkpoints waited for the
+    // log) could still be ahead of the log: plant one, the leader's, which
+    // names entries n3 lost. n3 must set it aside and rebuild from its log.
+    let leader_dir = dir.join(format!("n{}", leader_index + 1)).join("checkpoint");
+    let planted = CheckpointFile::open(&leader_dir).expect("open").load().expect("load").expect("a leader checkpoint");
+    CheckpointFile::open(&dir.join("n3").join("checkpoint")).expect("open").store(&planted).expect("plant");
+    assert!(checkpointed_index(dir) > durable, "the planted checkpoint is ahead of n3's durable log");
     let n3 = BrokerNode::start(config(dir, 3)).await.expect("n3 restarts after losing its unsynced tail");
     let last = last.max(send(leader, 2000, 20).await);
     assert!(n3.wait_applied(last, Duration::from_secs(20)).await, "n3 catches up after the restart");
