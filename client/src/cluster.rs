@@ -23,6 +23,16 @@ pub struct Cluster {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
+/// The group's leader first, then its other replicas (each forwards to the leader).
+pub(crate) fn replica_addrs(g: &GroupRoute) -> Vec<String> {
+    let mut a = Vec::new();
+    if !g.leader_addr.is_empty() {
+        a.push(g.leader_addr.clone());
+    }
+    a.extend(g.nodes.iter().map(|n| n.addr.clone()).filter(|x| *x != g.leader_addr));
+    a
+}
+
 /// A topic's route: the broker groups that serve it.
 #[derive(Debug, Clone)]
 pub struct TopicRoute {
