@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`cluster`]: finds broker groups and routes through the nameservers; admin calls.
-//! - [`producer`]: sends messages; retries on another broker group on failure.
+//! - [`producer`]: sends messages (one, a batch, or one-way); retries on another broker group on
+//!   failure; keeps a message group on one queue (`placement.rs`).
 //! - [`consumer`]: the simple consumer (pop with an invisible time, ack, change invisible time).
 //! - [`reader`]: reads a queue by offset (PullMessage) and manages consumer offsets.
 //! - [`error`]: the SDK's error type, with [`Error::is_retriable`].
@@ -14,6 +15,7 @@
 pub mod cluster;
 pub mod consumer;
 pub mod error;
+mod placement;
 pub mod producer;
 pub mod reader;
 
