@@ -5,6 +5,8 @@
 //! - [`producer`]: sends messages (one, a batch, or one-way); retries on another broker group on
 //!   failure; keeps a message group on one queue (`placement.rs`).
 //! - [`consumer`]: the simple consumer (pop with an invisible time, ack, change invisible time).
+//! - [`push`]: the push consumer: a listener called per message, with concurrency, flow control,
+//!   renewal of the invisible time and retry back-off; built on the simple consumer.
 //! - [`reader`]: reads a queue by offset (PullMessage) and manages consumer offsets.
 //! - [`error`]: the SDK's error type, with [`Error::is_retriable`].
 //!
@@ -17,10 +19,12 @@ pub mod consumer;
 pub mod error;
 mod placement;
 pub mod producer;
+pub mod push;
 pub mod reader;
 
 pub use cluster::Cluster;
 pub use consumer::{ReceivedMessage, SimpleConsumer};
 pub use error::Error;
 pub use producer::{Producer, SendReceipt};
+pub use push::{ConsumeResult, PushConsumer};
 pub use reader::{PulledMessage, QueueReader};
