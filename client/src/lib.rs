@@ -7,6 +7,8 @@
 //! - [`consumer`]: the simple consumer (pop with an invisible time, ack, change invisible time).
 //! - [`push`]: the push consumer: a listener called per message, with concurrency, flow control,
 //!   renewal of the invisible time and retry back-off; built on the simple consumer.
+//! - [`pull`]: the pull consumer: assigned queues, explicit offsets, commit and resume; built on
+//!   the queue reader.
 //! - [`reader`]: reads a queue by offset (PullMessage) and manages consumer offsets.
 //! - [`error`]: the SDK's error type, with [`Error::is_retriable`].
 //!
@@ -19,6 +21,7 @@ pub mod consumer;
 pub mod error;
 mod placement;
 pub mod producer;
+pub mod pull;
 pub mod push;
 pub mod reader;
 
@@ -26,5 +29,6 @@ pub use cluster::Cluster;
 pub use consumer::{ReceivedMessage, SimpleConsumer};
 pub use error::Error;
 pub use producer::{Producer, SendReceipt};
+pub use pull::{MessageQueue, PolledMessage, PullConsumer};
 pub use push::{ConsumeResult, PushConsumer};
 pub use reader::{PulledMessage, QueueReader};
