@@ -1,4 +1,4 @@
-//! Reads every queue of topic `demo` as consumer group `demo-pull`, from
+//! Reads every queue of topic `sdk-demo` as consumer group `demo-pull`, from
 //! the group's committed offsets (or the beginning), committing after each
 //! poll; stops when nothing arrives for 3 s. Run it twice: the second run
 //! starts where the first stopped.
@@ -13,7 +13,7 @@ use raftmq_client::{Cluster, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let namesrv = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9876".into());
-    let mut consumer = PullConsumer::builder(Cluster::new(&[namesrv])?, "demo-pull", "demo").start().await?;
+    let mut consumer = PullConsumer::builder(Cluster::new(&[namesrv])?, "demo-pull", "sdk-demo").start().await?;
     for q in consumer.queues() {
         println!("{q} starts at offset {:?}", consumer.position(q));
     }

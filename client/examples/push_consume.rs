@@ -1,4 +1,4 @@
-//! A push consumer of topic `demo` in consumer group `demo-push`: prints
+//! A push consumer of topic `sdk-demo` in consumer group `demo-push`: prints
 //! each message; fails the first delivery of messages whose body contains
 //! "retry", to show a redelivery. Ctrl-C shuts it down cleanly.
 //!
@@ -10,7 +10,7 @@ use raftmq_client::{Cluster, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let namesrv = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9876".into());
-    let consumer = PushConsumer::builder(Cluster::new(&[namesrv])?, "demo-push", "demo")
+    let consumer = PushConsumer::builder(Cluster::new(&[namesrv])?, "demo-push", "sdk-demo")
         .concurrency(4)
         .start(|m| {
             let body = String::from_utf8_lossy(&m.body);

@@ -1,4 +1,4 @@
-//! Receives from topic `demo` as consumer group `demo-simple` and
+//! Receives from topic `sdk-demo` as consumer group `demo-simple` and
 //! acknowledges each message, until nothing arrives for 5 s.
 //!
 //! `cargo run -p raftmq-client --example simple_consume [nameserver, default 127.0.0.1:9876]`.
@@ -10,7 +10,7 @@ use raftmq_client::{Cluster, Error, SimpleConsumer};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let namesrv = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9876".into());
-    let consumer = SimpleConsumer::new(Cluster::new(&[namesrv])?, "demo-simple", "demo")
+    let consumer = SimpleConsumer::new(Cluster::new(&[namesrv])?, "demo-simple", "sdk-demo")
         .with_invisible(Duration::from_secs(30))
         .with_tag_filter("*");
     loop {

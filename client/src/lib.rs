@@ -33,11 +33,12 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use raftmq_client::producer::Message;
-//! use raftmq_client::{Cluster, Producer, SimpleConsumer};
+//! use raftmq_client::{Cluster, MessageType, Producer, SimpleConsumer};
 //!
 //! # async fn demo() -> Result<(), raftmq_client::Error> {
 //! let cluster = Cluster::new(&["127.0.0.1:9876".to_string()])?;
-//! cluster.create_topic("orders", 4, &[]).await?;
+//! // Normal messages, and FIFO ones (with a message group).
+//! cluster.create_topic_accepting("orders", 4, &[MessageType::Normal, MessageType::Fifo], &[]).await?;
 //! let producer = Producer::new(cluster.clone());
 //! let receipt = producer.send(Message::new("orders", "hello").with_tag("created")).await?;
 //! println!("stored at {}:{} offset {}", receipt.group, receipt.queue_id, receipt.offset);
@@ -68,4 +69,6 @@ pub use error::Error;
 pub use producer::{Producer, SendReceipt};
 pub use pull::{MessageQueue, PolledMessage, PullConsumer};
 pub use push::{ConsumeResult, PushConsumer};
+/// The message types a topic accepts ([`Cluster::create_topic_accepting`]).
+pub use raftmq_proto::rocketmq::v2::MessageType;
 pub use reader::{PulledMessage, QueueReader};

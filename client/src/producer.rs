@@ -55,7 +55,8 @@ impl Message {
     }
 
     /// The sharding key: messages with the same group are stored on one queue
-    /// in the order they were sent (a FIFO message). Wait for one send to
+    /// in the order they were sent (a FIFO message; the topic must accept
+    /// [`crate::MessageType::Fifo`], see [`crate::Cluster::create_topic_accepting`]). Wait for one send to
     /// finish before the next of the same group, or their order is the order
     /// in which the broker happened to receive them.
     pub fn with_message_group(mut self, group: impl Into<String>) -> Self {
