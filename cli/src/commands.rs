@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use raftmq_broker::config::DurabilityMode;
 use raftmq_client::producer::Message;
-use raftmq_client::{Cluster, Producer, QueueReader};
+use raftmq_client::{Cluster, MessageType, Producer, QueueReader};
 
 use crate::devcluster::{DevCluster, DevClusterSpec, group_name};
 
@@ -58,6 +58,9 @@ pub enum TopicCmd {
         /// Broker groups to create it on (repeatable); default all.
         #[arg(long = "group")]
         groups: Vec<String>,
+        /// Also accept FIFO messages (those with a message group).
+        #[arg(long)]
+        fifo: bool,
     },
     /// Show which groups serve a topic and where their leaders are.
     Route { name: String },
@@ -70,8 +73,9 @@ fn cluster(namesrv: &str) -> Result<Cluster, String> {
 pub async fn topic(cmd: TopicCmd, namesrv: &str) -> Result<(), String> {
     let c = cluster(namesrv)?;
     match cmd {
-        TopicCmd::Create { name, queues, groups } => {
-            c.create_topic(&name, queues, &groups).await.map_err(|e| e.to_string())?;
+        TopicCmd::Create { name, queues, groups, fifo } => {
+            let types: &[MessageType] = if fifo { &[MessageType::Normal, MessageType::Fifo] } else { &[] };
+            c.create_topic_accepting(&name, queues, types, &groups).await.map_err(|e| e.to_string())?;
             println!("created topic '{name}' with {queues} queues per group");
         }
         TopicCmd::Route { name } => {
