@@ -240,3 +240,36 @@ async fn a_long_listener_keeps_its_message_by_renewing() {
     assert_nothing_left(&client, "cg-long", "push-long", Duration::from_secs(1)).await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_filter_delivers_only_matching_messages() {
+    let (_dir, cluster, client) = start(23_981, "push-tags").await;
+    let producer = Producer::new(client.clone());
+    let mut wanted = BTreeSet::new();
+    for i in 0..30 {
+        let tag = ["red", "green", "blue"][i % 3];
+        let r = producer.send(Message::new("push-tags", format!("m{i}")).with_tag(tag)).await.expect("send");
+        if tag != "green" {
+            wanted.insert(r.message_id);
+        }
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let consumer = PushConsumer::builder(client.clone(), "cg-tags", "push-tags")
+        .tag_filter("red || blue")
+        .long_poll(Duration::from_secs(1))
+        .start(move |m: &ReceivedMessage| {
+            let _ = tx.send((m.message_id.clone(), m.tag.clone()));
+            ConsumeResult::Success
+        })
+        .await
+        .expect("start");
+    let got = collect(&mut rx, wanted.len(), Duration::from_secs(20)).await;
+    // One more long poll: a green message would show up by now.
+    let late = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+    let stats = stop(consumer).await;
+    assert!(late.is_err(), "an unexpected delivery: {late:?}");
+    assert!(got.iter().all(|(_, t)| t.as_deref() != Some("green")), "{got:?}");
+    assert_eq!(got.into_iter().map(|(id, _)| id).collect::<BTreeSet<_>>(), wanted);
+    assert_clean(&stats);
+    cluster.shutdown().await;
+}

@@ -10,7 +10,7 @@ use raftmq_cli::consume::{ConsumeArgs, Mode, consume};
 use raftmq_cli::devcluster::DevCluster;
 use raftmq_client::producer::Message;
 use raftmq_client::pull::{MessageQueue, PolledMessage, PullConsumer, StartFrom};
-use raftmq_client::{Cluster, Producer};
+use raftmq_client::{Cluster, MessageType, Producer};
 
 async fn start(port: u16, topic: &str) -> (tempfile::TempDir, DevCluster, Cluster) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -165,5 +165,39 @@ async fn the_consume_command_reads_every_message_in_each_mode() {
         let committed = reader.get_offset("cli-consume", "broker-a", q, "cg-cli-pull").await.expect("get offset");
         assert_eq!(committed, Some(max), "queue {q}");
     }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_group_is_read_from_one_queue_in_send_order() {
+    let (_dir, cluster, client) = start(23_941, "pull-plain").await;
+    let fifo = [MessageType::Normal, MessageType::Fifo];
+    client.create_topic_accepting("pull-fifo", 3, &fifo, &[]).await.expect("create FIFO topic");
+    let producer = std::sync::Arc::new(Producer::new(client.clone()));
+    let mut sent: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for i in 0..40 {
+        let group = format!("order-{}", i % 5);
+        let m = Message::new("pull-fifo", format!("{group} step {i}")).with_message_group(group.clone());
+        sent.entry(group).or_default().push(producer.send(m).await.expect("send").message_id);
+    }
+    // A one-way send is not waited for; it shows up in a poll.
+    producer.send_oneway(Message::new("pull-fifo", "one way").with_key("oneway"));
+    let mut c = PullConsumer::builder(client.clone(), "cg-fifo", "pull-fifo").start().await.expect("start");
+    let read = poll_n(&mut c, 41).await;
+    let mut queues: BTreeMap<String, BTreeSet<MessageQueue>> = BTreeMap::new();
+    let mut order: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in &read {
+        let body = String::from_utf8_lossy(&m.message.body).to_string();
+        let Some((group, _)) = body.split_once(" step ") else {
+            assert_eq!(m.message.keys, vec!["oneway".to_string()]);
+            continue;
+        };
+        queues.entry(group.to_string()).or_default().insert(m.queue.clone());
+        order.entry(group.to_string()).or_default().push(m.message.message_id.clone());
+    }
+    for (group, qs) in &queues {
+        assert_eq!(qs.len(), 1, "message group {group} spread over {qs:?}");
+    }
+    assert_eq!(order, sent, "each message group is read in send order");
     cluster.shutdown().await;
 }
