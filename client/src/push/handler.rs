@@ -3,7 +3,7 @@
 //! acknowledge it (success) or hide it for a back-off (failure).
 //!
 //! ```text
-//! received ──► waiting for a slot ──► listener running ──► Success ──► ack
+//! received ──► waiting for a slot ──► listener running ──► Success ──► ack (batched, acker.rs)
 //!                 │       (the invisible time is renewed      └──► Failure ──► invisible for back-off(attempt)
 //!                 │        throughout both stages)
 //!                 └─ shutdown ──► invisible for 1 s (handed back to the group)
@@ -13,11 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use super::acker::AckRequest;
 use super::{ConsumeResult, Shared};
 use crate::consumer::ReceivedMessage;
+use crate::error::Error;
 
 /// The broker's shortest invisible time: a message handed back at shutdown
 /// is delivered again after it.
@@ -48,6 +50,7 @@ pub(crate) async fn handle(
     mut m: ReceivedMessage,
     deadline: Instant,
     stop: watch::Receiver<bool>,
+    acks: mpsc::UnboundedSender<AckRequest>,
 ) {
     let bytes = m.body.len();
     let outcome = listen_renewing(&shared, &mut m, deadline, stop).await;
@@ -55,7 +58,7 @@ pub(crate) async fn handle(
     match outcome {
         Some(ConsumeResult::Success) => {
             stats.succeeded.fetch_add(1, Ordering::Relaxed);
-            match shared.consumer.ack(&m).await {
+            match ack(&shared, &m, &acks).await {
                 Ok(()) => stats.acked.fetch_add(1, Ordering::Relaxed),
                 Err(e) => {
                     // The broker will deliver it again: at least once, never lost.
@@ -78,6 +81,17 @@ pub(crate) async fn handle(
         }
     }
     shared.flow.release(bytes);
+}
+
+/// Through the batching ack task; directly should that task be gone.
+async fn ack(shared: &Shared, m: &ReceivedMessage, acks: &mpsc::UnboundedSender<AckRequest>) -> Result<(), Error> {
+    let (done, result) = oneshot::channel();
+    if acks.send(AckRequest { message: m.clone(), done }).is_ok()
+        && let Ok(r) = result.await
+    {
+        return r;
+    }
+    shared.consumer.ack(m).await
 }
 
 /// Runs the listener once a slot is free, renewing `m`'s invisible time

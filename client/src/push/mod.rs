@@ -3,7 +3,8 @@
 //!
 //! It is a [`SimpleConsumer`] driven by a loop: pop a batch (with the
 //! invisible time), hand each message to the listener, acknowledge on
-//! [`ConsumeResult::Success`]. Several push consumers of one consumer group
+//! [`ConsumeResult::Success`] (acks of messages finishing together share one
+//! request, one Raft entry). Several push consumers of one consumer group
 //! (in one process or many) share the topic's messages: the broker's pop
 //! gives each message to one of them.
 //!
@@ -48,6 +49,7 @@
 //! # }
 //! ```
 
+mod acker;
 mod flow;
 mod handler;
 
@@ -241,6 +243,7 @@ struct Counters {
     succeeded: AtomicU64,
     failed: AtomicU64,
     acked: AtomicU64,
+    ack_requests: AtomicU64,
     ack_errors: AtomicU64,
     renewals: AtomicU64,
     renew_errors: AtomicU64,
@@ -259,6 +262,8 @@ pub struct PushStats {
     /// Listener calls that returned [`ConsumeResult::Failure`] or panicked.
     pub failed: u64,
     pub acked: u64,
+    /// AckMessage requests sent: below `acked` when acks shared requests.
+    pub ack_requests: u64,
     pub ack_errors: u64,
     pub renewals: u64,
     pub renew_errors: u64,
@@ -302,6 +307,7 @@ impl PushConsumer {
             succeeded: get(&c.succeeded),
             failed: get(&c.failed),
             acked: get(&c.acked),
+            ack_requests: get(&c.ack_requests),
             ack_errors: get(&c.ack_errors),
             renewals: get(&c.renewals),
             renew_errors: get(&c.renew_errors),
@@ -329,6 +335,8 @@ const RECEIVE_ERROR_PAUSE: Duration = Duration::from_millis(500);
 
 async fn receive_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut handlers = JoinSet::new();
+    let (acks, ack_requests) = tokio::sync::mpsc::unbounded_channel();
+    let acker = tokio::spawn(acker::run(shared.clone(), ack_requests));
     let c = &shared.stats;
     loop {
         while handlers.try_join_next().is_some() {}
@@ -350,7 +358,7 @@ async fn receive_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     }
                     shared.flow.add(m.body.len());
                     let deadline = sent + shared.config.invisible;
-                    handlers.spawn(handler::handle(shared.clone(), m, deadline, stop.clone()));
+                    handlers.spawn(handler::handle(shared.clone(), m, deadline, stop.clone(), acks.clone()));
                 }
             }
             Err(e) => {
@@ -367,6 +375,11 @@ async fn receive_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         if let Err(e) = r {
             tracing::error!("push consumer message handler ended abnormally: {e}");
         }
+    }
+    // Every handler is done with its ack; the acker ends with the last sender.
+    drop(acks);
+    if let Err(e) = acker.await {
+        tracing::error!("push consumer ack task ended abnormally: {e}");
     }
 }
 
