@@ -225,12 +225,14 @@ pub async fn consumer_progress(a: ProgressArgs) -> Result<(), String> {
         "group", "queue", "min offset", "max offset", "committed", "lag"
     );
     let mut total_lag = 0;
+    let mut any_committed = false;
     for g in &route.groups {
         let queues = g.topic.as_ref().map(|t| t.queue_count).unwrap_or(0) as i32;
         for q in 0..queues {
             let min = reader.query_offset(&a.topic, &g.group, q, false).await.map_err(|e| e.to_string())?;
             let max = reader.query_offset(&a.topic, &g.group, q, true).await.map_err(|e| e.to_string())?;
             let committed = reader.get_offset(&a.topic, &g.group, q, &a.group).await.map_err(|e| e.to_string())?;
+            any_committed |= committed.is_some();
             // Without a commit the group has consumed nothing that is still stored.
             let lag = (max - committed.unwrap_or(min).max(min)).max(0);
             total_lag += lag;
@@ -239,6 +241,12 @@ pub async fn consumer_progress(a: ProgressArgs) -> Result<(), String> {
         }
     }
     println!("total lag of '{}' on '{}': {total_lag}", a.group, a.topic);
+    if !any_committed {
+        println!(
+            "no committed offsets: lag counts from the min offset. A simple or push consumer group keeps \
+             its progress in the broker's pop state, which no RPC reports yet."
+        );
+    }
     Ok(())
 }
 
