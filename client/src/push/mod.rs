@@ -29,6 +29,11 @@
 //! Delivery is at least once: a message whose ack fails, or whose consumer
 //! dies, is delivered again.
 //!
+//! One receive loop serves every broker group of the topic in turn (as
+//! [`SimpleConsumer::receive`] rotates), so with several groups an empty one
+//! can hold the loop for a `long_poll` while another has messages; a loop per
+//! group is not built yet.
+//!
 //! ```no_run
 //! use raftmq_client::push::{ConsumeResult, PushConsumer};
 //! use raftmq_client::Cluster;
