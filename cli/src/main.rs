@@ -2,9 +2,10 @@
 //!
 //! - `raftmq dev`: a nameserver and a 3-replica broker group on loopback, data in a local folder.
 //! - `raftmq topic create|route`, `raftmq send`, `raftmq read`, `raftmq status`: talk to a cluster.
+//! - `raftmq consume`, `raftmq consumer-progress`: consume as a group; a group's offsets and lag.
 //! - `raftmq bench`: the benchmark (publish throughput/latency in both durability modes, failover time).
 
-use raftmq_cli::{bench, commands};
+use raftmq_cli::{bench, commands, consume};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,10 @@ enum Cmd {
     Send(commands::SendArgs),
     /// Read a queue by offset.
     Read(commands::ReadArgs),
+    /// Consume a topic as a consumer group (simple, push or pull), with a summary.
+    Consume(consume::ConsumeArgs),
+    /// Per queue of a topic: max offset, the group's committed offset, lag.
+    ConsumerProgress(commands::ProgressArgs),
     /// Show every broker group: leader, and each replica's term and log indexes.
     Status {
         #[arg(long, default_value = "127.0.0.1:9876")]
@@ -79,6 +84,8 @@ fn main() -> ExitCode {
             Cmd::Topic { cmd, namesrv } => commands::topic(cmd, &namesrv).await,
             Cmd::Send(a) => commands::send(a).await,
             Cmd::Read(a) => commands::read(a).await,
+            Cmd::Consume(a) => consume::consume(a).await.map(|_| ()),
+            Cmd::ConsumerProgress(a) => commands::consumer_progress(a).await,
             Cmd::Status { namesrv } => commands::status(&namesrv).await,
             Cmd::Bench(a) => bench::run(a).await,
         }

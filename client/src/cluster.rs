@@ -9,6 +9,7 @@ use raftmq_proto::broker::admin_client::AdminClient;
 use raftmq_proto::broker::{ConsumerGroupConfig, ConsumerGroupRequest, CreateTopicRequest, TopicConfig};
 use raftmq_proto::namesrv::name_server_client::NameServerClient;
 use raftmq_proto::namesrv::{ClusterInfoRequest, GroupInfo, GroupRoute, QueryRouteRequest};
+use raftmq_proto::rocketmq::v2::MessageType;
 use raftmq_proto::rocketmq::v2::messaging_service_client::MessagingServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -21,6 +22,16 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Cluster {
     namesrv: Vec<String>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+/// The group's leader first, then its other replicas (each forwards to the leader).
+pub(crate) fn replica_addrs(g: &GroupRoute) -> Vec<String> {
+    let mut a = Vec::new();
+    if !g.leader_addr.is_empty() {
+        a.push(g.leader_addr.clone());
+    }
+    a.extend(g.nodes.iter().map(|n| n.addr.clone()).filter(|x| *x != g.leader_addr));
+    a
 }
 
 /// A topic's route: the broker groups that serve it.
@@ -96,15 +107,34 @@ impl Cluster {
     }
 
     /// Creates `topic` with `queues` queues on each of `groups` (all groups when
-    /// empty), then waits until the nameservers route it.
+    /// empty), then waits until the nameservers route it. It accepts normal
+    /// messages only; see [`Cluster::create_topic_accepting`].
     pub async fn create_topic(&self, topic: &str, queues: u32, groups: &[String]) -> Result<(), Error> {
+        self.create_topic_accepting(topic, queues, &[], groups).await
+    }
+
+    /// As [`Cluster::create_topic`], for a topic that accepts `types` (empty:
+    /// normal only). Messages with a message group need
+    /// [`MessageType::Fifo`].
+    pub async fn create_topic_accepting(
+        &self,
+        topic: &str,
+        queues: u32,
+        types: &[MessageType],
+        groups: &[String],
+    ) -> Result<(), Error> {
         let all = self.groups().await?;
         let targets: Vec<&GroupInfo> = all.iter().filter(|g| groups.is_empty() || groups.contains(&g.group)).collect();
         if targets.is_empty() {
             return Err(Error::NotFound(format!("none of the groups {groups:?} is registered")));
         }
         for g in &targets {
-            let config = TopicConfig { name: topic.to_string(), queue_count: queues, ..Default::default() };
+            let config = TopicConfig {
+                name: topic.to_string(),
+                queue_count: queues,
+                message_types: types.iter().map(|t| *t as i32).collect(),
+                ..Default::default()
+            };
             self.on_group(g, |mut admin| {
                 let config = config.clone();
                 async move {

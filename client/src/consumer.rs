@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use raftmq_proto::namesrv::GroupRoute;
 use raftmq_proto::rocketmq::v2;
 
-use crate::cluster::{Cluster, DEFAULT_TIMEOUT};
+use crate::cluster::{Cluster, DEFAULT_TIMEOUT, replica_addrs as addrs};
 use crate::error::Error;
 
 /// One delivered message.
@@ -35,6 +34,8 @@ pub struct SimpleConsumer {
     group: String,
     topic: String,
     invisible: Duration,
+    /// A tag expression (`"a || b"`, `"*"`); `None` receives every message.
+    tag_filter: Option<v2::FilterExpression>,
     next_group: AtomicUsize,
 }
 
@@ -46,16 +47,6 @@ fn dur(d: Duration) -> Option<prost_types::Duration> {
     Some(prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 })
 }
 
-/// The group's leader first, then its other replicas (each forwards to the leader).
-fn addrs(g: &GroupRoute) -> Vec<String> {
-    let mut a = Vec::new();
-    if !g.leader_addr.is_empty() {
-        a.push(g.leader_addr.clone());
-    }
-    a.extend(g.nodes.iter().map(|n| n.addr.clone()).filter(|x| *x != g.leader_addr));
-    a
-}
-
 impl SimpleConsumer {
     /// `invisible`: how long a received message stays hidden before it is
     /// delivered again (default 15 s, as the official clients).
@@ -65,6 +56,7 @@ impl SimpleConsumer {
             group: group.to_string(),
             topic: topic.to_string(),
             invisible: Duration::from_secs(15),
+            tag_filter: None,
             next_group: AtomicUsize::new(0),
         }
     }
@@ -72,6 +64,26 @@ impl SimpleConsumer {
     pub fn with_invisible(mut self, invisible: Duration) -> Self {
         self.invisible = invisible;
         self
+    }
+
+    /// Receives only messages whose tag matches `expr` (`"a || b"`; `"*"` or
+    /// an empty string: all). The broker filters, so skipped messages never
+    /// travel; they count as consumed for this consumer group.
+    pub fn with_tag_filter(mut self, expr: &str) -> Self {
+        self.tag_filter = tag_filter(expr);
+        self
+    }
+
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub fn invisible(&self) -> Duration {
+        self.invisible
     }
 
     /// Up to `max` messages from one broker group (rotating), waiting up to
@@ -93,6 +105,7 @@ impl SimpleConsumer {
                     ..Default::default()
                 }),
                 batch_size: max,
+                filter_expression: self.tag_filter.clone(),
                 invisible_duration: dur(self.invisible),
                 long_polling_timeout: dur(wait),
                 ..Default::default()
@@ -222,6 +235,13 @@ impl SimpleConsumer {
         m.receipt_handle = resp.receipt_handle;
         Ok(())
     }
+}
+
+/// A tag filter for the wire; `None` for "every message" (`"*"` or empty).
+pub(crate) fn tag_filter(expr: &str) -> Option<v2::FilterExpression> {
+    let expr = expr.trim();
+    (!expr.is_empty() && expr != "*")
+        .then(|| v2::FilterExpression { r#type: v2::FilterType::Tag as i32, expression: expr.to_string() })
 }
 
 fn received(m: v2::Message, broker_group: &str) -> ReceivedMessage {

@@ -6,6 +6,10 @@
 //! replica of the same group at once, without waiting for a route refresh.
 //! A send that still fails is retried on another broker group (`retries`,
 //! default 2). A retry after an unknown outcome may store the message twice.
+//!
+//! A message with a message group ([`Message::with_message_group`]) always
+//! goes to the same broker group and queue (see `placement.rs`), and its
+//! retries stay there, so one group's messages are stored in send order.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -18,6 +22,7 @@ use raftmq_proto::rocketmq::v2;
 
 use crate::cluster::{Cluster, DEFAULT_TIMEOUT, TopicRoute};
 use crate::error::Error;
+use crate::placement;
 
 /// Longest wait on one replica before the next is tried.
 const REPLICA_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -46,6 +51,16 @@ impl Message {
 
     pub fn with_key(mut self, key: impl Into<String>) -> Self {
         self.keys.push(key.into());
+        self
+    }
+
+    /// The sharding key: messages with the same group are stored on one queue
+    /// in the order they were sent (a FIFO message; the topic must accept
+    /// [`crate::MessageType::Fifo`], see [`crate::Cluster::create_topic_accepting`]). Wait for one send to
+    /// finish before the next of the same group, or their order is the order
+    /// in which the broker happened to receive them.
+    pub fn with_message_group(mut self, group: impl Into<String>) -> Self {
+        self.message_group = Some(group.into());
         self
     }
 }
@@ -118,17 +133,39 @@ impl Producer {
         Ok(r)
     }
 
+    /// Sends one message and waits for the Raft-committed answer. This is
+    /// the asynchronous send: run several at once (`join_all`, or spawned
+    /// tasks sharing an `Arc<Producer>`) to keep more in flight.
     pub async fn send(&self, msg: Message) -> Result<SendReceipt, Error> {
         let mut r = self.send_batch(vec![msg]).await?;
         r.pop().ok_or_else(|| Error::Broker { code: v2::Code::InternalError, message: "empty send result".into() })
     }
 
-    /// Sends messages of one topic as one batch: one Raft entry, stored all or nothing.
+    /// Fire and forget: sends `msg` on a spawned task (with the usual
+    /// retries) and returns at once. Nobody learns the outcome: the message is
+    /// lost if every attempt fails, or if the runtime shuts down first. Use
+    /// [`Producer::send`] for anything that must not be lost. Needs a Tokio
+    /// runtime.
+    pub fn send_oneway(self: &Arc<Self>, msg: Message) {
+        let producer = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = producer.send(msg).await {
+                tracing::debug!("one-way send failed, message dropped: {e}");
+            }
+        });
+    }
+
+    /// Sends messages of one topic as one batch: one Raft entry, stored all or
+    /// nothing. Messages with a message group must all have the same one.
     pub async fn send_batch(&self, msgs: Vec<Message>) -> Result<Vec<SendReceipt>, Error> {
         let topic =
             msgs.first().map(|m| m.topic.clone()).ok_or_else(|| Error::InvalidArgument("empty batch".into()))?;
         if msgs.iter().any(|m| m.topic != topic) {
             return Err(Error::InvalidArgument("a batch must have one topic".into()));
+        }
+        let message_group = msgs.iter().find_map(|m| m.message_group.clone());
+        if msgs.iter().any(|m| m.message_group.as_ref().is_some_and(|g| Some(g) != message_group.as_ref())) {
+            return Err(Error::InvalidArgument("a batch may hold messages of one message group only".into()));
         }
         let ids: Vec<String> = msgs.iter().map(|_| self.new_message_id()).collect();
         let mut route = self.route(&topic, false).await?;
@@ -155,7 +192,18 @@ impl Producer {
             let pinned_at = pinned
                 .as_ref()
                 .and_then(|(g, q)| queues.iter().find(|(gi, qq)| route.groups[*gi].group == *g && qq == q).copied());
-            let (gi, queue) = pinned_at
+            // A message group never moves on after a failure: another queue
+            // would let a later message overtake it.
+            let by_group = message_group.as_deref().and_then(|mg| {
+                let counts: Vec<(&str, u32)> = route
+                    .groups
+                    .iter()
+                    .map(|g| (g.group.as_str(), g.topic.as_ref().map(|t| t.queue_count).unwrap_or(0)))
+                    .collect();
+                placement::place(mg, &counts)
+            });
+            let (gi, queue) = by_group
+                .or(pinned_at)
                 .unwrap_or_else(|| queues[(start + shift * queues.len() / route.groups.len().max(1)) % queues.len()]);
             let group = &route.groups[gi];
             let req = build_request(&msgs, &ids, queue);

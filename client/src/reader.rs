@@ -12,7 +12,7 @@ use raftmq_proto::namesrv::GroupRoute;
 use raftmq_proto::rocketmq::v2;
 use raftmq_proto::rocketmq::v2::pull_message_response::Content;
 
-use crate::cluster::{Cluster, DEFAULT_TIMEOUT};
+use crate::cluster::{Cluster, DEFAULT_TIMEOUT, replica_addrs as addrs};
 use crate::error::Error;
 
 /// One message read from a queue.
@@ -28,6 +28,8 @@ pub struct PulledMessage {
 
 pub struct QueueReader {
     cluster: Cluster,
+    /// A tag expression applied to every pull; `None` reads every message.
+    tag_filter: Option<v2::FilterExpression>,
 }
 
 fn mq(topic: &str, group: &str, queue: i32) -> v2::MessageQueue {
@@ -39,18 +41,20 @@ fn mq(topic: &str, group: &str, queue: i32) -> v2::MessageQueue {
     }
 }
 
-fn addrs(g: &GroupRoute) -> Vec<String> {
-    let mut a: Vec<String> = Vec::new();
-    if !g.leader_addr.is_empty() {
-        a.push(g.leader_addr.clone());
-    }
-    a.extend(g.nodes.iter().map(|n| n.addr.clone()).filter(|x| *x != g.leader_addr));
-    a
-}
-
 impl QueueReader {
     pub fn new(cluster: Cluster) -> Self {
-        Self { cluster }
+        Self { cluster, tag_filter: None }
+    }
+
+    /// Pulls return only messages whose tag matches `expr` (`"a || b"`; `"*"` or empty: all).
+    /// The broker skips the others, and the next offset it answers moves past them.
+    pub fn with_tag_filter(mut self, expr: &str) -> Self {
+        self.tag_filter = crate::consumer::tag_filter(expr);
+        self
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     async fn group(&self, topic: &str, group: &str) -> Result<GroupRoute, Error> {
@@ -81,7 +85,7 @@ impl QueueReader {
                 message_queue: Some(mq(topic, group, queue)),
                 offset,
                 batch_size: max,
-                filter_expression: None,
+                filter_expression: self.tag_filter.clone(),
                 long_polling_timeout: Some(prost_types::Duration {
                     seconds: long_poll.as_secs() as i64,
                     nanos: long_poll.subsec_nanos() as i32,

@@ -9,3 +9,5 @@ mod cluster_60_bad_input;
 mod cluster_70_sdk_consumer;
 mod cluster_80_topics_offsets;
 mod cluster_85_consumer_groups;
+mod cluster_90_push_consumer;
+mod cluster_95_pull_consumer;

@@ -36,7 +36,7 @@ async fn unsynced_appends_are_lost_on_crash_but_acknowledged_ones_survive() {
 
     // Phase 2: written but not yet durable: readable at once, callbacks still pending.
     faulty.pause_syncs();
-    let pending = append_pending(&mut log, &entries[25..]).await;
+    let mut pending = append_pending(&mut log, &entries[25..]).await;
     assert_eq!(read_all(&mut log).await, entries);
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(pending[0].try_recv().is_err(), "no ack before the sync");
