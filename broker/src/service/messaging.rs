@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::Stream;
-use raftmq_proto::broker::{MetaCommand, OffsetUpdate, command_reply, meta_command};
+use raftmq_proto::broker::{MetaBatch, MetaCommand, OffsetUpdate, command_reply, meta_command};
 use raftmq_proto::rocketmq::v2;
 use raftmq_proto::rocketmq::v2::messaging_service_server::MessagingService;
 use raftmq_proto::rocketmq::v2::{Code, Status as V2Status};
@@ -189,6 +189,25 @@ impl MessagingServiceImpl {
         match g.map(|g| g.name.trim()) {
             Some(n) if !n.is_empty() => Ok(n.to_string()),
             _ => Err(ApiError::new(Code::IllegalConsumerGroup, "consumer group is required")),
+        }
+    }
+
+    /// Makes this replica's state at least as new as everything committed
+    /// before the call: an empty entry goes through the leader, and the
+    /// answer waits until this replica has applied it. Reads of replicated
+    /// state (committed offsets, queue ends) after it never go back in time,
+    /// even on a replica that just restarted and is still catching up.
+    pub(crate) async fn read_barrier(&self, deadline: Instant) -> Result<(), ApiError> {
+        let empty = MetaCommand { cmd: Some(meta_command::Cmd::Batch(MetaBatch { cmds: Vec::new() })) };
+        let index = self.proposer.propose(cmd::encode_meta(&empty), deadline).await?.index;
+        let mut applied = self.shared.subscribe_applied();
+        match tokio::time::timeout_at(deadline, applied.wait_for(|a| *a >= index)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(ApiError::internal("the state machine stopped")),
+            Err(_) => Err(ApiError::new(
+                Code::ProxyTimeout,
+                format!("this replica did not apply log index {index} before the deadline"),
+            )),
         }
     }
 }
@@ -523,14 +542,16 @@ impl MessagingService for MessagingServiceImpl {
         &self,
         request: Request<v2::GetOffsetRequest>,
     ) -> Result<Response<v2::GetOffsetResponse>, Status> {
+        let deadline = deadline_of(&request);
         let req = request.into_inner();
-        let result = (|| {
+        let barrier = self.read_barrier(deadline).await;
+        let result = barrier.and_then(|()| {
             let group = Self::group_name(req.group.as_ref())?;
             let (topic, queue) = self.queue_of(req.message_queue.as_ref())?;
             self.shared.meta().offsets.get(&(group.clone(), topic.to_string(), queue)).copied().ok_or_else(|| {
                 ApiError::new(Code::NotFound, format!("group '{group}' has no committed offset for {topic}:{queue}"))
             })
-        })();
+        });
         Ok(Response::new(match result {
             Ok(offset) => v2::GetOffsetResponse { status: Some(ok_status()), offset },
             Err(e) => v2::GetOffsetResponse { status: Some(e.status()), offset: 0 },
@@ -541,8 +562,10 @@ impl MessagingService for MessagingServiceImpl {
         &self,
         request: Request<v2::QueryOffsetRequest>,
     ) -> Result<Response<v2::QueryOffsetResponse>, Status> {
+        let deadline = deadline_of(&request);
         let req = request.into_inner();
-        let result = (|| {
+        let barrier = self.read_barrier(deadline).await;
+        let result = barrier.and_then(|()| {
             let (topic, queue) = self.queue_of(req.message_queue.as_ref())?;
             let cq = &self.shared.cq;
             match v2::QueryOffsetPolicy::try_from(req.query_offset_policy) {
@@ -560,7 +583,7 @@ impl MessagingService for MessagingServiceImpl {
                     Err(ApiError::bad_request(format!("unknown query offset policy {}", req.query_offset_policy)))
                 }
             }
-        })();
+        });
         Ok(Response::new(match result {
             Ok(offset) => v2::QueryOffsetResponse { status: Some(ok_status()), offset },
             Err(e) => v2::QueryOffsetResponse { status: Some(e.status()), offset: 0 },
