@@ -45,13 +45,20 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:9876", global = true)]
         namesrv: String,
     },
+    /// Create a consumer group (orderly or concurrent) on the broker groups.
+    ConsumerGroup {
+        #[command(subcommand)]
+        cmd: commands::ConsumerGroupCmd,
+        #[arg(long, default_value = "127.0.0.1:9876", global = true)]
+        namesrv: String,
+    },
     /// Send messages (with a progress bar and a latency summary).
     Send(commands::SendArgs),
     /// Read a queue by offset.
     Read(commands::ReadArgs),
     /// Consume a topic as a consumer group (simple, push or pull), with a summary.
     Consume(consume::ConsumeArgs),
-    /// Per queue of a topic: max offset, the group's committed offset, lag.
+    /// Per queue of a topic: offsets, the group's committed offset and pop progress, lag.
     ConsumerProgress(commands::ProgressArgs),
     /// Show every broker group: leader, and each replica's term and log indexes.
     Status {
@@ -82,6 +89,7 @@ fn main() -> ExitCode {
                 commands::dev(groups, replicas, data_dir, namesrv_port, base_port, &durability).await
             }
             Cmd::Topic { cmd, namesrv } => commands::topic(cmd, &namesrv).await,
+            Cmd::ConsumerGroup { cmd, namesrv } => commands::consumer_group(cmd, &namesrv).await,
             Cmd::Send(a) => commands::send(a).await,
             Cmd::Read(a) => commands::read(a).await,
             Cmd::Consume(a) => consume::consume(a).await.map(|_| ()),

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use raftmq_proto::broker::admin_client::AdminClient;
-use raftmq_proto::broker::{ConsumerGroupConfig, ConsumerGroupRequest, CreateTopicRequest, TopicConfig};
+use raftmq_proto::broker::{
+    ConsumerGroupConfig, ConsumerGroupRequest, ConsumerProgressRequest, CreateTopicRequest, QueueProgress, TopicConfig,
+};
 use raftmq_proto::namesrv::name_server_client::NameServerClient;
 use raftmq_proto::namesrv::{ClusterInfoRequest, GroupInfo, GroupRoute, QueryRouteRequest};
 use raftmq_proto::rocketmq::v2::MessageType;
@@ -190,6 +192,40 @@ impl Cluster {
             .await?;
         }
         Ok(())
+    }
+
+    /// A consumer group's progress on every queue of `topic`, per broker group
+    /// (in route order): committed offsets and pop progress, read after a
+    /// read barrier on the answering replica.
+    pub async fn consumer_progress(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Vec<(String, Vec<QueueProgress>)>, Error> {
+        let route = self.route(topic).await?;
+        let all = self.groups().await?;
+        let mut out = Vec::new();
+        for r in &route.groups {
+            let g = all.iter().find(|g| g.group == r.group).ok_or_else(|| {
+                Error::NotFound(format!("broker group '{}' routes '{topic}' but is not registered", r.group))
+            })?;
+            let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            self.on_group(g, |mut admin| {
+                let (found, req) =
+                    (found.clone(), ConsumerProgressRequest { group: group.into(), topic: topic.into() });
+                async move {
+                    let mut req = tonic::Request::new(req);
+                    req.set_timeout(DEFAULT_TIMEOUT);
+                    let r = admin.consumer_progress(req).await?.into_inner();
+                    *found.lock().unwrap_or_else(|p| p.into_inner()) = r.queues;
+                    Ok(r.error)
+                }
+            })
+            .await?;
+            let queues = std::mem::take(&mut *found.lock().unwrap_or_else(|p| p.into_inner()));
+            out.push((r.group.clone(), queues));
+        }
+        Ok(out)
     }
 
     /// Runs an admin call against a group, leader first, then the other replicas.

@@ -15,7 +15,7 @@ use raftmq_proto::rocketmq::v2::Code;
 use raftmq_raft::network::peer_channel;
 use tonic::{Request, Response, Status};
 
-use super::deadline_of;
+use super::{deadline_of, read_barrier};
 use crate::cmd;
 use crate::consumer_group::{validate_group_config, validate_group_name};
 use crate::error::ApiError;
@@ -244,6 +244,38 @@ impl Admin for AdminService {
     ) -> Result<Response<ListConsumerGroupsResponse>, Status> {
         let groups = self.shared.meta().groups.values().cloned().collect();
         Ok(Response::new(ListConsumerGroupsResponse { groups }))
+    }
+
+    async fn consumer_progress(
+        &self,
+        request: Request<ConsumerProgressRequest>,
+    ) -> Result<Response<ConsumerProgressResponse>, Status> {
+        let deadline = deadline_of(&request);
+        let req = request.into_inner();
+        if let Err(e) = read_barrier(&self.proposer, &self.shared, deadline).await {
+            return Ok(Response::new(ConsumerProgressResponse { error: Some(err(&e)), queues: Vec::new() }));
+        }
+        let meta = self.shared.meta();
+        let Some(topic) = meta.topics.get(&req.topic) else {
+            let e = ApiError::new(Code::TopicNotFound, format!("topic '{}' does not exist here", req.topic));
+            return Ok(Response::new(ConsumerProgressResponse { error: Some(err(&e)), queues: Vec::new() }));
+        };
+        let queues = (0..topic.queue_count as i32)
+            .map(|q| {
+                let key = (req.group.clone(), req.topic.clone(), q);
+                let pop = meta.pop.get(&key);
+                QueueProgress {
+                    queue_id: q,
+                    min_offset: self.shared.cq.min_offset(&req.topic, q),
+                    max_offset: self.shared.cq.max_offset(&req.topic, q),
+                    committed_offset: meta.offsets.get(&key).copied(),
+                    pop_consumed: pop.map(|p| p.consumed),
+                    pop_next: pop.map_or(0, |p| p.next),
+                    inflight: pop.map_or(0, |p| p.inflight_count() as i32),
+                }
+            })
+            .collect();
+        Ok(Response::new(ConsumerProgressResponse { error: None, queues }))
     }
 
     async fn node_status(&self, _r: Request<NodeStatusRequest>) -> Result<Response<NodeStatusResponse>, Status> {

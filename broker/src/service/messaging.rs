@@ -10,14 +10,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::Stream;
-use raftmq_proto::broker::{MetaBatch, MetaCommand, OffsetUpdate, command_reply, meta_command};
+use raftmq_proto::broker::{MetaCommand, OffsetUpdate, command_reply, meta_command};
 use raftmq_proto::rocketmq::v2;
 use raftmq_proto::rocketmq::v2::messaging_service_server::MessagingService;
 use raftmq_proto::rocketmq::v2::{Code, Status as V2Status};
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{convert, deadline_of, telemetry};
+use super::{convert, deadline_of, read_barrier, telemetry};
 use crate::batcher::{MetaBatcher, SendBatcher};
 use crate::clients::{ClientRegistry, ServerPolicy};
 use crate::cmd;
@@ -189,25 +189,6 @@ impl MessagingServiceImpl {
         match g.map(|g| g.name.trim()) {
             Some(n) if !n.is_empty() => Ok(n.to_string()),
             _ => Err(ApiError::new(Code::IllegalConsumerGroup, "consumer group is required")),
-        }
-    }
-
-    /// Makes this replica's state at least as new as everything committed
-    /// before the call: an empty entry goes through the leader, and the
-    /// answer waits until this replica has applied it. Reads of replicated
-    /// state (committed offsets, queue ends) after it never go back in time,
-    /// even on a replica that just restarted and is still catching up.
-    pub(crate) async fn read_barrier(&self, deadline: Instant) -> Result<(), ApiError> {
-        let empty = MetaCommand { cmd: Some(meta_command::Cmd::Batch(MetaBatch { cmds: Vec::new() })) };
-        let index = self.proposer.propose(cmd::encode_meta(&empty), deadline).await?.index;
-        let mut applied = self.shared.subscribe_applied();
-        match tokio::time::timeout_at(deadline, applied.wait_for(|a| *a >= index)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(ApiError::internal("the state machine stopped")),
-            Err(_) => Err(ApiError::new(
-                Code::ProxyTimeout,
-                format!("this replica did not apply log index {index} before the deadline"),
-            )),
         }
     }
 }
@@ -544,7 +525,7 @@ impl MessagingService for MessagingServiceImpl {
     ) -> Result<Response<v2::GetOffsetResponse>, Status> {
         let deadline = deadline_of(&request);
         let req = request.into_inner();
-        let barrier = self.read_barrier(deadline).await;
+        let barrier = read_barrier(&self.proposer, &self.shared, deadline).await;
         let result = barrier.and_then(|()| {
             let group = Self::group_name(req.group.as_ref())?;
             let (topic, queue) = self.queue_of(req.message_queue.as_ref())?;
@@ -564,7 +545,7 @@ impl MessagingService for MessagingServiceImpl {
     ) -> Result<Response<v2::QueryOffsetResponse>, Status> {
         let deadline = deadline_of(&request);
         let req = request.into_inner();
-        let barrier = self.read_barrier(deadline).await;
+        let barrier = read_barrier(&self.proposer, &self.shared, deadline).await;
         let result = barrier.and_then(|()| {
             let (topic, queue) = self.queue_of(req.message_queue.as_ref())?;
             let cq = &self.shared.cq;

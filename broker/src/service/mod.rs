@@ -17,7 +17,14 @@ pub mod telemetry;
 
 use std::time::Duration;
 
+use raftmq_proto::broker::{MetaBatch, MetaCommand, meta_command};
+use raftmq_proto::rocketmq::v2::Code;
 use tokio::time::Instant;
+
+use crate::cmd;
+use crate::error::ApiError;
+use crate::proposer::Proposer;
+use crate::sm::Shared;
 
 /// Used when the caller sent no `grpc-timeout`.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
@@ -33,6 +40,25 @@ pub fn deadline_of<T>(req: &tonic::Request<T>) -> Instant {
         .unwrap_or(DEFAULT_DEADLINE);
     let margin = (timeout / 10).min(Duration::from_millis(200));
     Instant::now() + timeout.saturating_sub(margin)
+}
+
+/// Makes this replica's state at least as new as everything committed before
+/// the call: an empty entry goes through the leader, and the answer waits
+/// until this replica has applied it. Reads of replicated state (committed
+/// offsets, queue ends, pop progress) after it never go back in time, even on
+/// a replica that just restarted and is still catching up.
+pub async fn read_barrier(proposer: &Proposer, shared: &Shared, deadline: Instant) -> Result<(), ApiError> {
+    let empty = MetaCommand { cmd: Some(meta_command::Cmd::Batch(MetaBatch { cmds: Vec::new() })) };
+    let index = proposer.propose(cmd::encode_meta(&empty), deadline).await?.index;
+    let mut applied = shared.subscribe_applied();
+    match tokio::time::timeout_at(deadline, applied.wait_for(|a| *a >= index)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err(ApiError::internal("the state machine stopped")),
+        Err(_) => Err(ApiError::new(
+            Code::ProxyTimeout,
+            format!("this replica did not apply log index {index} before the deadline"),
+        )),
+    }
 }
 
 /// `grpc-timeout` is an integer of at most 8 digits and a unit letter.

@@ -40,6 +40,10 @@ async fn an_orderly_group_consumes_a_queue_in_order() {
     ord.ack(&first[0]).await.unwrap();
     ord.ack(&first[1]).await.unwrap();
     assert!(ord.receive(4, Duration::from_millis(300)).await.unwrap().is_empty());
+    // The group's progress: two acked, two in flight, ten stored.
+    let progress = client.consumer_progress("ord", "ordered").await.unwrap();
+    let q = &progress[0].1[0];
+    assert_eq!((q.max_offset, q.pop_consumed, q.inflight, q.committed_offset), (10, Some(2), 2, None));
 
     // A concurrent group on the same queue is not held back.
     let conc = SimpleConsumer::new(client.clone(), "conc", "ordered").with_invisible(invisible);
@@ -58,6 +62,8 @@ async fn an_orderly_group_consumes_a_queue_in_order() {
     assert_eq!(bodies(&rest), names(6..10));
     ord.ack_all(&rest).await.unwrap();
     assert!(ord.receive(4, Duration::from_millis(300)).await.unwrap().is_empty());
+    let q = &client.consumer_progress("ord", "ordered").await.unwrap()[0].1[0];
+    assert_eq!((q.pop_consumed, q.inflight), (Some(10), 0));
     cluster.shutdown().await;
 }
 
