@@ -11,8 +11,11 @@
 //! ```text
 //! Messages: kind=1 u8 | batches u32 | batches × ( count u32 | count × ( len u32 | StoredMessage protobuf ) )
 //! Meta:     kind=2 u8 | MetaCommand protobuf
+//! Stamped:  kind=3 u8 | leader wall clock ms i64 | leader process run id u64 | a Messages or Meta command
 //! ```
-//! All integers are little-endian.
+//! All integers are little-endian. The leader stamps every entry it proposes
+//! (see `sm/dedup.rs` for the clock built from the stamps); entries written
+//! before stamping existed decode with no stamp.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
@@ -21,6 +24,16 @@ use raftmq_raft::Cmd;
 
 pub const KIND_BATCH: u8 = 1;
 pub const KIND_META: u8 = 2;
+pub const KIND_STAMPED: u8 = 3;
+const STAMP_LEN: usize = 17;
+
+/// Who stamped an entry and when: the leader's wall clock and the random id
+/// of its process run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub ms: i64,
+    pub run: u64,
+}
 const FRAME_HEADER: usize = 4;
 
 /// One producer batch: messages with the byte range of each one's
@@ -76,11 +89,38 @@ pub fn encode_meta(cmd: &MetaCommand) -> Cmd {
     Cmd(buf.freeze())
 }
 
-pub fn decode(cmd: &Bytes) -> Result<Command, CmdDecodeError> {
+/// `cmd` with the proposing leader's stamp in front (an unstamped command only).
+pub fn stamp(cmd: &Cmd, stamp: Stamp) -> Cmd {
+    if cmd.0.first() == Some(&KIND_STAMPED) {
+        return cmd.clone();
+    }
+    let mut buf = BytesMut::with_capacity(STAMP_LEN + cmd.0.len());
+    buf.put_u8(KIND_STAMPED);
+    buf.put_i64_le(stamp.ms);
+    buf.put_u64_le(stamp.run);
+    buf.extend_from_slice(&cmd.0);
+    Cmd(buf.freeze())
+}
+
+/// The leader's stamp (if any) and the command. Message ranges are offsets
+/// into `cmd` itself, stamp included.
+pub fn decode(cmd: &Bytes) -> Result<(Option<Stamp>, Command), CmdDecodeError> {
     let kind = *cmd.first().ok_or(CmdDecodeError::Empty)?;
-    match kind {
-        KIND_BATCH => decode_batches(cmd).map(Command::Batches),
-        KIND_META => Ok(Command::Meta(MetaCommand::decode(cmd.slice(1..))?)),
+    if kind != KIND_STAMPED {
+        return decode_at(cmd, 0).map(|c| (None, c));
+    }
+    let word = |at: usize| -> Result<[u8; 8], CmdDecodeError> {
+        cmd.get(at..at + 8).and_then(|s| s.try_into().ok()).ok_or(CmdDecodeError::Truncated)
+    };
+    let stamp = Stamp { ms: i64::from_le_bytes(word(1)?), run: u64::from_le_bytes(word(9)?) };
+    Ok((Some(stamp), decode_at(cmd, STAMP_LEN)?))
+}
+
+/// The unstamped command whose kind byte is at `base`.
+fn decode_at(cmd: &Bytes, base: usize) -> Result<Command, CmdDecodeError> {
+    match *cmd.get(base).ok_or(CmdDecodeError::Empty)? {
+        KIND_BATCH => decode_batches(cmd, base).map(Command::Batches),
+        KIND_META => Ok(Command::Meta(MetaCommand::decode(cmd.slice(base + 1..))?)),
         k => Err(CmdDecodeError::UnknownKind(k)),
     }
 }
@@ -90,10 +130,10 @@ fn read_u32(b: &[u8], at: usize) -> Result<u32, CmdDecodeError> {
     Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-fn decode_batches(cmd: &Bytes) -> Result<Vec<DecodedBatch>, CmdDecodeError> {
-    let batches = read_u32(cmd, 1)? as usize;
+fn decode_batches(cmd: &Bytes, base: usize) -> Result<Vec<DecodedBatch>, CmdDecodeError> {
+    let batches = read_u32(cmd, base + 1)? as usize;
     let mut out = Vec::with_capacity(batches.min(4096));
-    let mut at = 5;
+    let mut at = base + 5;
     for _ in 0..batches {
         let count = read_u32(cmd, at)? as usize;
         at += 4;
@@ -126,12 +166,22 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        let cmd = encode_batches(&[&msgs[..2], &msgs[2..]]);
-        let Command::Batches(decoded) = decode(&cmd.0).unwrap() else { panic!("not a batch") };
-        assert_eq!(decoded.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1]);
-        for ((m, range), orig) in decoded.iter().flatten().zip(&msgs) {
-            assert_eq!(m, orig);
-            assert_eq!(&StoredMessage::decode(&cmd.0[range.clone()]).unwrap(), orig);
+        let plain = encode_batches(&[&msgs[..2], &msgs[2..]]);
+        let st = Stamp { ms: 1_234, run: 77 };
+        let stamped = stamp(&plain, st);
+        assert_eq!(stamp(&stamped, Stamp { ms: 99, run: 1 }).0, stamped.0, "stamped once");
+        for (cmd, want) in [(&plain, None), (&stamped, Some(st))] {
+            let (got, Command::Batches(decoded)) = decode(&cmd.0).unwrap() else { panic!("not a batch") };
+            assert_eq!(got, want);
+            assert_eq!(decoded.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1]);
+            for ((m, range), orig) in decoded.iter().flatten().zip(&msgs) {
+                assert_eq!(m, orig);
+                assert_eq!(
+                    &StoredMessage::decode(&cmd.0[range.clone()]).unwrap(),
+                    orig,
+                    "ranges index the whole entry"
+                );
+            }
         }
     }
 
@@ -141,6 +191,14 @@ mod tests {
         let cut = cmd.0.slice(..cmd.0.len() - 1);
         assert!(matches!(decode(&cut), Err(CmdDecodeError::Truncated | CmdDecodeError::Protobuf(_))));
         assert!(matches!(decode(&Bytes::from_static(&[9])), Err(CmdDecodeError::UnknownKind(9))));
+        assert!(matches!(decode(&Bytes::from_static(&[3, 1, 2])), Err(CmdDecodeError::Truncated)));
+        let mut nested = vec![3u8];
+        nested.extend_from_slice(&[0; 16]);
+        nested.push(3);
+        nested.extend_from_slice(&[0; 16]);
+        nested.push(2);
+        let nested = Bytes::from(nested);
+        assert!(matches!(decode(&nested), Err(CmdDecodeError::UnknownKind(3))), "a stamp inside a stamp is refused");
         assert!(matches!(decode(&Bytes::new()), Err(CmdDecodeError::Empty)));
     }
 }

@@ -31,6 +31,8 @@ pub struct Proposer {
     node_id: NodeId,
     raft: Raft<BrokerStateMachine>,
     peers: Arc<Mutex<HashMap<String, ForwardClient<Channel>>>>,
+    /// This process run's id, in every entry it stamps.
+    run: u64,
 }
 
 /// Where the current leader is, as this node knows it.
@@ -42,7 +44,7 @@ pub struct LeaderInfo {
 
 impl Proposer {
     pub fn new(group: &str, node_id: NodeId, raft: Raft<BrokerStateMachine>) -> Self {
-        Self { group: group.into(), node_id, raft, peers: Arc::default() }
+        Self { group: group.into(), node_id, raft, peers: Arc::default(), run: rand::random() }
     }
 
     pub fn raft(&self) -> &Raft<BrokerStateMachine> {
@@ -97,6 +99,10 @@ impl Proposer {
 
     /// `Ok(None)`: this node is not the leader (the entry was not appended).
     pub async fn propose_local(&self, cmd: Cmd, deadline: Instant) -> Result<Option<CommandReply>, ApiError> {
+        // The leader's clock goes into the entry: the idempotent-send window
+        // measures time by one clock per term (sm/dedup.rs).
+        let stamp = crate::cmd::Stamp { ms: crate::service::messaging::now_ms(), run: self.run };
+        let cmd = crate::cmd::stamp(&cmd, stamp);
         match tokio::time::timeout_at(deadline, self.raft.client_write(cmd)).await {
             Err(_) => Err(ApiError::timeout("the write")),
             Ok(Ok(resp)) => Ok(Some(resp.data)),

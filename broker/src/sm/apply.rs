@@ -10,6 +10,7 @@ use raftmq_proto::broker::{
     TopicConfig, command_reply, meta_command,
 };
 use raftmq_proto::rocketmq::v2::{Code, Permission};
+use raftmq_raft::LogId;
 use raftmq_store::commitlog::CommitLog;
 use raftmq_store::consume_queue::{CqUnit, tag_hash};
 use raftmq_store::index::IndexEntry;
@@ -35,12 +36,18 @@ pub(super) fn error_reply(code: Code, message: String) -> command_reply::Result 
 pub(super) fn apply_normal(
     shared: &Shared,
     meta: &mut Meta,
-    index: u64,
+    log_id: &LogId,
     bytes: &bytes::Bytes,
     index_out: &mut Vec<IndexEntry>,
 ) -> io::Result<command_reply::Result> {
+    let index = log_id.index;
     let command = match cmd::decode(bytes) {
-        Ok(c) => c,
+        Ok((stamp, c)) => {
+            if let Some(s) = stamp {
+                meta.window_clock.observe(log_id.leader_id.term, s.run, s.ms);
+            }
+            c
+        }
         // The proposer encoded it, so this is a bug or corruption that the CRC
         // did not catch; answering keeps the group alive and deterministic.
         Err(e) => return Ok(error_reply(Code::InternalError, format!("undecodable command: {e}"))),
@@ -130,6 +137,7 @@ fn apply_batches(
         let from = entries.len();
         let stored: Vec<(String, String, i64)> =
             msgs.iter().map(|(m, _)| (m.topic.clone(), m.message_id.clone(), m.store_timestamp_ms)).collect();
+        let clock = meta.window_clock.now_ms;
         store_batch(shared, base, msgs, &mut pending, &mut entries, index_out);
         for ((topic, message_id, ts), e) in stored.into_iter().zip(&entries[from..]) {
             meta.sent_ids.insert(SentId {
@@ -139,6 +147,7 @@ fn apply_batches(
                 queue_offset: e.queue_offset,
                 position: e.position,
                 store_timestamp_ms: ts,
+                window_clock_ms: clock,
             });
         }
     }

@@ -207,7 +207,7 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
                         None
                     }
                     EntryPayload::Normal(cmd) => {
-                        Some(apply::apply_normal(&self.shared, &mut meta, idx, &cmd.0, &mut index_out)?)
+                        Some(apply::apply_normal(&self.shared, &mut meta, &entry.log_id, &cmd.0, &mut index_out)?)
                     }
                 };
                 meta.last_applied = Some(entry.log_id);

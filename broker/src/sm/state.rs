@@ -9,7 +9,7 @@ use raftmq_proto::broker::{Checkpoint, ConsumerGroupConfig, OffsetUpdate, QueueN
 use raftmq_raft::pb as conv;
 use raftmq_raft::{LogId, StoredMembership};
 
-use super::dedup::SentIds;
+use super::dedup::{SentIds, WindowClock};
 use super::pop::{PopKey, PopQueueState};
 
 /// (consumer group, topic, queue id)
@@ -28,6 +28,8 @@ pub struct Meta {
     /// Recently stored message ids (idempotent sends).
     pub sent_ids: SentIds,
     pub groups: BTreeMap<String, ConsumerGroupConfig>,
+    /// The idempotent-send window's clock.
+    pub window_clock: WindowClock,
 }
 
 impl Meta {
@@ -51,6 +53,7 @@ impl Meta {
             pop_queues: self.pop.iter().map(|(k, st)| st.to_pb(k)).collect(),
             sent_ids: self.sent_ids.to_pb(),
             consumer_groups: self.groups.values().cloned().collect(),
+            window_clock: Some(self.window_clock.to_pb()),
         }
     }
 
@@ -72,6 +75,7 @@ impl Meta {
             pop: c.pop_queues.iter().map(PopQueueState::from_pb).collect(),
             sent_ids: SentIds::from_pb(&c.sent_ids),
             groups: c.consumer_groups.iter().map(|g| (g.name.clone(), g.clone())).collect(),
+            window_clock: WindowClock::from_pb(c.window_clock.as_ref()),
         })
     }
 }
