@@ -80,7 +80,6 @@ impl BrokerNode {
         let log = CommitLog::open(&config.data_dir.join("commitlog"), config.commitlog_config(), io)
             .await
             .map_err(|e| StartError::CommitLog(e.to_string()))?;
-        set_aside_checkpoint_ahead_of_log(&config.data_dir, &log)?;
         let (sm, shared) = BrokerStateMachine::open(
             &config.data_dir,
             log.clone(),
@@ -171,50 +170,6 @@ impl BrokerNode {
         let _ = self.raft.shutdown().await;
     }
 }
-
-/// A replica may apply a committed entry before its own fdatasync of it returns (openraft
-/// applies what is committed on a quorum and appended locally), so a checkpoint can name an
-/// applied index its log does not durably hold. After a power loss the log then ends before
-/// the checkpoint, and openraft would try to cover the gap with a snapshot (which this state
-/// machine refuses: the replica could never start again) or, with one, would skip the lost
-/// entries, whose consume-queue units point at bytes no longer there.
-///
-/// The derived state is rebuilt from the log instead: the checkpoint is moved aside (kept for
-/// inspection), so the state machine starts empty, cuts the consume queues to zero, and openraft
-/// re-applies the log; the lost entries come back from the leader at the same positions.
-/// That needs the whole log, which holds while nothing is ever purged; otherwise the start
-/// fails with the reason.
-fn set_aside_checkpoint_ahead_of_log(data_dir: &std::path::Path, log: &CommitLog) -> Result<(), StartError> {
-    let dir = data_dir.join(CHECKPOINT_DIR);
-    let checkpoint = crate::sm::checkpoint::CheckpointFile::open(&dir)
-        .and_then(|f| f.load())
-        .map_err(|e| StartError::StateMachine(e.into()))?;
-    let Some(applied) = checkpoint.and_then(|c| c.last_applied).map(|l| l.index) else { return Ok(()) };
-    let last = log.last_log_id().map(|l| l.index);
-    if last.is_some_and(|l| l >= applied) {
-        return Ok(());
-    }
-    if let Some(purged) = log.last_purged() {
-        return Err(StartError::CommitLog(format!(
-            "the checkpoint names applied index {applied} but the log ends at {last:?} and was purged up to {purged}: \
-             the derived state can be neither trusted nor rebuilt"
-        )));
-    }
-    let aside = data_dir.join(format!("{CHECKPOINT_DIR}.ahead-of-log-{applied}"));
-    tracing::warn!(
-        applied,
-        log_end = ?last,
-        aside = %aside.display(),
-        "the checkpoint is ahead of the recovered log (unsynced entries were lost): rebuilding the state from the log"
-    );
-    let io = |e: std::io::Error| StartError::DataDir(data_dir.to_path_buf(), e);
-    let _ = std::fs::remove_dir_all(&aside);
-    std::fs::rename(&dir, &aside).map_err(io)?;
-    std::fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(io)
-}
-
-/// Where `BrokerStateMachine::open` keeps its checkpoint, under the data dir.
-const CHECKPOINT_DIR: &str = "checkpoint";
 
 /// The configured I/O backend; `validate` already refused `undo-journal` in a build without it.
 fn io_backend(config: &BrokerConfig) -> Result<Arc<dyn IoBackend>, StartError> {

@@ -55,6 +55,15 @@ impl CheckpointFile {
         Checkpoint::decode(payload).map(Some).map_err(|e| corrupt(&e.to_string()))
     }
 
+    /// Moves the checkpoint aside (kept for inspection as
+    /// `state.ckpt.ahead-of-log-<applied>`), so the next load finds none.
+    pub fn set_aside(&self, applied: u64) -> Result<(), CheckpointError> {
+        let (from, to) = (self.dir.join(FILE), self.dir.join(format!("{FILE}.ahead-of-log-{applied}")));
+        let io = |source| CheckpointError::Io { path: from.clone(), source };
+        fs::rename(&from, &to).map_err(io)?;
+        fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)
+    }
+
     pub fn store(&self, c: &Checkpoint) -> Result<(), CheckpointError> {
         let payload = c.encode_to_vec();
         let mut buf = Vec::with_capacity(12 + payload.len());

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf};
-use raftmq_proto::broker::QueueNext;
+use raftmq_proto::broker::{Checkpoint, QueueNext};
 use raftmq_raft::{EntryPayload, LogId, SnapshotData, StoredMembership, TypeConfig};
 use raftmq_store::commitlog::CommitLog;
 use raftmq_store::consume_queue::ConsumeQueueStore;
@@ -90,6 +90,35 @@ pub enum SmOpenError {
     Index(String),
     #[error("checkpoint does not decode: {0}")]
     Decode(String),
+    #[error(
+        "the checkpoint names applied index {applied} but the log ends at {last:?} and was purged up to {purged}: the derived state can be neither trusted nor rebuilt"
+    )]
+    AheadOfPurgedLog { applied: u64, last: Option<u64>, purged: u64 },
+}
+
+/// A replica may apply a committed entry before its own fdatasync of it
+/// returns (openraft applies what a quorum holds), and a checkpoint written
+/// by an older build (before checkpoints waited for a log flush) can name an
+/// applied index the log lost in a power loss. openraft would then try to
+/// cover the gap with a snapshot, which this state machine refuses, and the
+/// replica could never start. Such a checkpoint is set aside and the state is
+/// rebuilt from the log (the lost entries come back from the leader at the
+/// same positions), which needs the whole log: it fails if anything was purged.
+fn ahead_of_log(c: &Checkpoint, log: &CommitLog) -> Result<bool, SmOpenError> {
+    let Some(applied) = c.last_applied.as_ref().map(|l| l.index) else { return Ok(false) };
+    let last = log.last_log_id().map(|l| l.index);
+    if last.is_some_and(|l| l >= applied) {
+        return Ok(false);
+    }
+    if let Some(purged) = log.last_purged() {
+        return Err(SmOpenError::AheadOfPurgedLog { applied, last, purged: purged.index });
+    }
+    tracing::warn!(
+        applied,
+        log_end = ?last,
+        "the checkpoint is ahead of the recovered log (unsynced entries were lost): rebuilding the state from the log"
+    );
+    Ok(true)
 }
 
 impl BrokerStateMachine {
@@ -99,7 +128,14 @@ impl BrokerStateMachine {
             ConsumeQueueStore::open(&dir.join("cq"), CQ_UNITS_PER_FILE).map_err(|e| SmOpenError::Cq(e.to_string()))?;
         let index = MessageIndex::open(&dir.join("index")).map_err(|e| SmOpenError::Index(e.to_string()))?;
         let checkpoint = CheckpointFile::open(&dir.join("checkpoint"))?;
-        let meta = match checkpoint.load()? {
+        let loaded = match checkpoint.load()? {
+            Some(c) if ahead_of_log(&c, &log)? => {
+                checkpoint.set_aside(c.last_applied.as_ref().map_or(0, |l| l.index))?;
+                None
+            }
+            other => other,
+        };
+        let meta = match loaded {
             Some(c) => {
                 let meta = Meta::from_checkpoint(&c).map_err(|e| SmOpenError::Decode(e.to_string()))?;
                 let next = |t: &str, q: i32| {
