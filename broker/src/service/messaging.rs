@@ -22,6 +22,7 @@ use crate::batcher::{MetaBatcher, SendBatcher};
 use crate::clients::{ClientRegistry, ServerPolicy};
 use crate::cmd;
 use crate::config::BrokerConfig;
+use crate::consumer_group::validate_group_name;
 use crate::error::{ApiError, ok_status};
 use crate::proposer::Proposer;
 use crate::reader::{TagFilter, read_queue};
@@ -187,7 +188,10 @@ impl MessagingServiceImpl {
 
     pub(crate) fn group_name(g: Option<&v2::Resource>) -> Result<String, ApiError> {
         match g.map(|g| g.name.trim()) {
-            Some(n) if !n.is_empty() => Ok(n.to_string()),
+            Some(n) if !n.is_empty() => {
+                validate_group_name(n).map_err(|e| ApiError::new(e.code(), e.to_string()))?;
+                Ok(n.to_string())
+            }
             _ => Err(ApiError::new(Code::IllegalConsumerGroup, "consumer group is required")),
         }
     }

@@ -153,7 +153,10 @@ pub fn apply_pop(shared: &Shared, meta: &mut Meta, epoch: u64, p: Pop) -> std::i
         ));
     };
     if !meta.groups.contains_key(&p.group) {
-        if !p.create_group || validate_group_name(&p.group).is_err() {
+        if let Err(e) = validate_group_name(&p.group) {
+            return Ok(error_reply(e.code(), e.to_string()));
+        }
+        if !p.create_group {
             return Ok(error_reply(
                 Code::ConsumerGroupNotFound,
                 format!("consumer group '{}' does not exist", p.group),

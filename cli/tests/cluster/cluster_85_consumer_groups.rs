@@ -89,6 +89,9 @@ async fn an_unknown_group_is_refused_when_auto_creation_is_off() {
         Err(Error::Broker { code: Code::ConsumerGroupNotFound, message }) => assert!(message.contains("stranger")),
         other => panic!("expected CONSUMER_GROUP_NOT_FOUND, got {other:?}"),
     }
+    let illegal = SimpleConsumer::new(client.clone(), "a b", "t").with_invisible(Duration::from_secs(5));
+    let bad = illegal.receive(4, Duration::from_millis(500)).await;
+    assert!(matches!(bad, Err(Error::Broker { code: Code::IllegalConsumerGroup, .. })), "{bad:?}");
     // Bad configs are refused with their own codes.
     let bad = client.create_consumer_group("a b", false, 0, &[]).await;
     assert!(matches!(bad, Err(Error::Broker { code: Code::IllegalConsumerGroup, .. })), "{bad:?}");
