@@ -95,9 +95,14 @@ impl SimpleConsumer {
         }
         let g = &route.groups[self.next_group.fetch_add(1, Ordering::Relaxed) % route.groups.len()];
         let mut last = Error::NotFound(format!("group '{}' has no live replica", g.group));
+        // One id for every try of this receive: if a replica popped for a try
+        // whose response was lost, the next try gets those same deliveries
+        // back instead of leaving them invisible (and an orderly queue locked).
+        let attempt_id = format!("{:032x}", rand::random::<u128>());
         for addr in addrs(g) {
             let mut c = self.cluster.messaging(&addr)?;
             let mut req = tonic::Request::new(v2::ReceiveMessageRequest {
+                attempt_id: Some(attempt_id.clone()),
                 group: res(&self.group),
                 message_queue: Some(v2::MessageQueue {
                     topic: res(&self.topic),

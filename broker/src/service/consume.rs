@@ -25,6 +25,8 @@ pub const MAX_INVISIBLE: Duration = Duration::from_secs(12 * 3600);
 pub const DEFAULT_INVISIBLE: Duration = Duration::from_secs(60);
 pub const MAX_POLL: Duration = Duration::from_secs(20);
 /// How often a long poll re-checks for deliveries whose invisible time ran out.
+/// Longest ReceiveMessageRequest.attempt_id kept in the replicated pop state.
+pub const MAX_ATTEMPT_ID_BYTES: usize = 256;
 const EXPIRY_RECHECK: Duration = Duration::from_millis(200);
 
 fn to_duration(d: &prost_types::Duration) -> Option<Duration> {
@@ -84,11 +86,25 @@ impl MessagingServiceImpl {
         // Start at a rotating queue so that no queue is starved when there is
         // more to deliver than one batch.
         let start = self.round_robin.fetch_add(1, Ordering::Relaxed);
+        let attempt_id = req.attempt_id.clone().unwrap_or_default();
+        if attempt_id.len() > MAX_ATTEMPT_ID_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "attempt_id is {} bytes, more than {MAX_ATTEMPT_ID_BYTES}",
+                attempt_id.len()
+            )));
+        }
+        // A retried attempt must reach the state machine even when no queue
+        // has anything new: it answers the first attempt's deliveries.
+        let mut retry =
+            !attempt_id.is_empty() && self.shared.meta().pop_attempts.get(&group, &attempt_id, &topic).is_some();
         loop {
-            let candidates: Vec<i32> = (0..queues)
+            let mut candidates: Vec<i32> = (0..queues)
                 .map(|i| ((start.wrapping_add(i)) % queues) as i32)
                 .filter(|q| self.pop_may_find(&group, &topic, *q))
                 .collect();
+            if candidates.is_empty() && std::mem::take(&mut retry) {
+                candidates.push((start % queues) as i32);
+            }
             if let Some(&first) = candidates.first() {
                 let pop = Pop {
                     group: group.clone(),
@@ -101,6 +117,7 @@ impl MessagingServiceImpl {
                     tags: tags.clone(),
                     max_attempts: self.policy.max_delivery_attempts,
                     create_group: self.policy.auto_create_groups,
+                    attempt_id: attempt_id.clone(),
                 };
                 let out = match self.meta_one(meta_command::Cmd::Pop(pop), deadline).await?.result {
                     Some(command_reply::Result::Pop(p)) => self.deliver(&group, &topic, &p.popped)?,

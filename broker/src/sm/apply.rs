@@ -240,6 +240,7 @@ fn apply_meta(shared: &Shared, meta: &mut Meta, index: u64, m: MetaCommand) -> c
             }
             meta.offsets.retain(|(g, _, _), _| *g != name);
             meta.pop.retain(|(g, _, _), _| *g != name);
+            meta.pop_attempts.remove_group(&name);
             command_reply::Result::Ok(true)
         }
         Some(meta_command::Cmd::DeleteTopic(name)) => {

@@ -18,6 +18,7 @@
 //! openraft never needs a snapshot, and none is built (see ARCHITECTURE.md).
 
 pub mod apply;
+pub mod attempts;
 pub mod checkpoint;
 pub mod dedup;
 pub mod index_writer;

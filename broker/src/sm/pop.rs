@@ -169,6 +169,15 @@ pub fn apply_pop(shared: &Shared, meta: &mut Meta, epoch: u64, p: Pop) -> std::i
     if bad_queue.is_some() || p.group.is_empty() || p.max <= 0 {
         return Ok(error_reply(Code::BadRequest, format!("bad pop of {}:{queues:?} for '{}'", p.topic, p.group)));
     }
+    meta.pop_attempts.expire(p.now_ms);
+    // Only orderly groups keep attempts: there a lost batch locks its queues
+    // until the invisible time ends. A concurrent group's lost batch just comes
+    // back later, and remembering every batch would cost memory and checkpoint
+    // bytes on the hot consume path.
+    let keep_attempt = !p.attempt_id.is_empty() && meta.groups.get(&p.group).is_some_and(|g| g.fifo);
+    if keep_attempt && let Some(again) = retried_attempt(meta, &p) {
+        return Ok(command_reply::Result::Pop(PopResult { popped: again }));
+    }
     let mut popped = Vec::new();
     for queue_id in queues {
         if popped.len() >= p.max as usize {
@@ -177,7 +186,29 @@ pub fn apply_pop(shared: &Shared, meta: &mut Meta, epoch: u64, p: Pop) -> std::i
         let dead = pop_queue(shared, meta, epoch, &p, queue_id, &mut popped)?;
         dead_letter(shared, meta, &p.group, &p.topic, queue_id, &dead)?;
     }
+    if keep_attempt && !popped.is_empty() {
+        let expires = p.now_ms.saturating_add(p.invisible_ms);
+        meta.pop_attempts.record(&p.group, &p.attempt_id, &p.topic, popped.clone(), expires);
+    }
     Ok(command_reply::Result::Pop(PopResult { popped }))
+}
+
+/// The deliveries of an earlier pop with the same attempt id that are still
+/// in flight under the same epoch (so their receipt handles are still valid);
+/// `None` if there are none, and the retry pops afresh.
+fn retried_attempt(meta: &Meta, p: &Pop) -> Option<Vec<Popped>> {
+    let earlier = meta.pop_attempts.get(&p.group, &p.attempt_id, &p.topic)?;
+    let live: Vec<Popped> = earlier
+        .iter()
+        .filter(|d| {
+            meta.pop
+                .get(&(p.group.clone(), p.topic.clone(), d.queue_id))
+                .and_then(|st| st.live(d.offset, d.epoch))
+                .is_some_and(|inf| inf.attempt == d.attempt)
+        })
+        .cloned()
+        .collect();
+    (!live.is_empty()).then_some(live)
 }
 
 /// Pops from one queue into `popped` until it holds `p.max`; returns the

@@ -9,6 +9,7 @@ use raftmq_proto::broker::{Checkpoint, ConsumerGroupConfig, OffsetUpdate, QueueN
 use raftmq_raft::pb as conv;
 use raftmq_raft::{LogId, StoredMembership};
 
+use super::attempts::PopAttempts;
 use super::dedup::{SentIds, WindowClock};
 use super::pop::{PopKey, PopQueueState};
 
@@ -30,6 +31,8 @@ pub struct Meta {
     pub groups: BTreeMap<String, ConsumerGroupConfig>,
     /// The idempotent-send window's clock.
     pub window_clock: WindowClock,
+    /// What recent receive attempts were given (a retried receive gets the same).
+    pub pop_attempts: PopAttempts,
 }
 
 impl Meta {
@@ -54,6 +57,7 @@ impl Meta {
             sent_ids: self.sent_ids.to_pb(),
             consumer_groups: self.groups.values().cloned().collect(),
             window_clock: Some(self.window_clock.to_pb()),
+            pop_attempts: self.pop_attempts.to_pb(),
         }
     }
 
@@ -76,6 +80,7 @@ impl Meta {
             sent_ids: SentIds::from_pb(&c.sent_ids),
             groups: c.consumer_groups.iter().map(|g| (g.name.clone(), g.clone())).collect(),
             window_clock: WindowClock::from_pb(c.window_clock.as_ref()),
+            pop_attempts: PopAttempts::from_pb(&c.pop_attempts),
         })
     }
 }

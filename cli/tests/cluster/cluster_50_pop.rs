@@ -22,12 +22,22 @@ fn secs(s: u64) -> Option<prost_types::Duration> {
 
 /// (message id, receipt handle, delivery attempt)
 async fn receive(c: &mut MessagingServiceClient<Channel>, invisible: u64) -> Vec<(String, String, i32)> {
+    receive_attempt(c, invisible, 64, None).await
+}
+
+async fn receive_attempt(
+    c: &mut MessagingServiceClient<Channel>,
+    invisible: u64,
+    batch_size: i32,
+    attempt_id: Option<&str>,
+) -> Vec<(String, String, i32)> {
     let req = v2::ReceiveMessageRequest {
         group: res("cg"),
         message_queue: Some(v2::MessageQueue { topic: res("t"), ..Default::default() }),
-        batch_size: 64,
+        batch_size,
         invisible_duration: secs(invisible),
         long_polling_timeout: secs(1),
+        attempt_id: attempt_id.map(str::to_owned),
         ..Default::default()
     };
     let mut stream = c.receive_message(req).await.expect("rpc").into_inner();
@@ -159,5 +169,61 @@ async fn dead_letter_forwarding_and_assignments() {
         }
     }
     assert_eq!(ids, vec![id]);
+    cluster.shutdown().await;
+}
+
+/// For an orderly (FIFO) group, a receive retried with the same attempt id
+/// (its response was lost) gets the first attempt's deliveries that are still
+/// in flight, with the same receipt handles, on any replica and after a
+/// failover, instead of leaving them invisible with the queue locked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_receive_attempt_gets_the_same_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = DevCluster::three_replicas(dir.path(), 26_081).await.unwrap();
+    let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).unwrap();
+    client.create_topic("t", 1, &[]).await.unwrap();
+    client.create_consumer_group("cg", true, 16, &[]).await.unwrap();
+    let producer = Producer::new(client.clone());
+    for i in 0..5 {
+        producer.send(Message::new("t", format!("m{i}"))).await.unwrap();
+    }
+    let leader = cluster.leader_of(0).unwrap();
+    let addrs: Vec<String> = (0..3).map(|r| cluster.nodes[0][r].as_ref().unwrap().addr.clone()).collect();
+    let mut c = client.messaging(&addrs[(leader + 1) % 3]).unwrap();
+
+    let first = receive_attempt(&mut c, 60, 3, Some("a1")).await;
+    assert_eq!(first.len(), 3);
+    assert_eq!(receive_attempt(&mut c, 60, 3, Some("a1")).await, first, "same deliveries, same handles");
+    assert!(receive_attempt(&mut c, 60, 3, Some("a2")).await.is_empty(), "the queue is locked meanwhile");
+
+    // An acked delivery leaves the attempt; the rest survive a leader change.
+    assert_eq!(ack(&mut c, &[first[0].1.as_str()]).await.status.unwrap().code, Code::Ok as i32);
+    cluster.kill(0, leader).await;
+    cluster.wait_for_leaders(Duration::from_secs(10)).await.unwrap();
+    let survivor = (0..3).find(|r| cluster.nodes[0][*r].is_some()).unwrap();
+    let mut c = client.messaging(&addrs[survivor]).unwrap();
+    assert_eq!(receive_attempt(&mut c, 60, 3, Some("a1")).await, first[1..].to_vec());
+
+    // Once the whole first batch is acked, the queue moves on.
+    let rest: Vec<&str> = first[1..].iter().map(|m| m.1.as_str()).collect();
+    assert_eq!(ack(&mut c, &rest).await.status.unwrap().code, Code::Ok as i32);
+    assert_eq!(receive_attempt(&mut c, 60, 3, Some("a1")).await.len(), 2, "a spent attempt pops afresh");
+
+    let too_long = "x".repeat(257);
+    let req = v2::ReceiveMessageRequest {
+        group: res("cg"),
+        message_queue: Some(v2::MessageQueue { topic: res("t"), ..Default::default() }),
+        batch_size: 1,
+        invisible_duration: secs(60),
+        long_polling_timeout: secs(1),
+        attempt_id: Some(too_long),
+        ..Default::default()
+    };
+    let mut stream = c.receive_message(req).await.expect("rpc").into_inner();
+    let status = match stream.message().await.expect("rpc").and_then(|r| r.content) {
+        Some(v2::receive_message_response::Content::Status(s)) => s,
+        other => panic!("expected a status, got {other:?}"),
+    };
+    assert_eq!(status.code, Code::BadRequest as i32, "{}", status.message);
     cluster.shutdown().await;
 }
