@@ -47,6 +47,13 @@ pub struct BrokerConfig {
     /// `autoCreateSubscriptionGroup`. When off, groups come from the admin API
     /// and an unknown one gets CONSUMER_GROUP_NOT_FOUND. Default true.
     pub auto_create_consumer_groups: bool,
+    /// Invisible time of an `auto_renew` delivery (official push consumers),
+    /// given on receive and on each server renewal, in ms. Default 60000.
+    pub auto_renew_invisible_ms: u64,
+    /// The server renews an `auto_renew` delivery when less than this is left, in ms. Default 10000.
+    pub auto_renew_ahead_ms: u64,
+    /// No renewal this long after the receive, in ms. Default 3 h.
+    pub auto_renew_max_ms: u64,
     /// Raft timing.
     pub raft: RaftSection,
     /// The group's founding members. A node whose log is empty and whose id is
@@ -131,6 +138,9 @@ impl Default for BrokerConfig {
             checkpoint_interval_ms: 5000,
             max_inflight_proposals: 4,
             auto_create_consumer_groups: true,
+            auto_renew_invisible_ms: 60_000,
+            auto_renew_ahead_ms: 10_000,
+            auto_renew_max_ms: 3 * 3600 * 1000,
             raft: RaftSection::default(),
             initial_members: Vec::new(),
             io_backend: IoBackendKind::Real,
@@ -167,6 +177,14 @@ impl BrokerConfig {
         }
     }
 
+    pub fn renew_policy(&self) -> crate::service::renew::RenewPolicy {
+        crate::service::renew::RenewPolicy {
+            invisible: Duration::from_millis(self.auto_renew_invisible_ms),
+            ahead: Duration::from_millis(self.auto_renew_ahead_ms),
+            max_total: Duration::from_millis(self.auto_renew_max_ms),
+        }
+    }
+
     pub fn commitlog_config(&self) -> CommitLogConfig {
         CommitLogConfig {
             segment_bytes: self.segment_bytes,
@@ -193,6 +211,16 @@ impl BrokerConfig {
         }
         if self.namesrv_heartbeat_ms == 0 || self.checkpoint_interval_ms == 0 || self.async_flush_interval_ms == 0 {
             return bad("namesrv_heartbeat_ms, checkpoint_interval_ms and async_flush_interval_ms must be > 0".into());
+        }
+        let (inv, ahead) = (self.auto_renew_invisible_ms, self.auto_renew_ahead_ms);
+        let min_inv = crate::service::consume::MIN_INVISIBLE.as_millis() as u64;
+        let max_inv = crate::service::consume::MAX_INVISIBLE.as_millis() as u64;
+        if !(min_inv..=max_inv).contains(&inv) || ahead == 0 || ahead >= inv || self.auto_renew_max_ms < inv {
+            return bad(format!(
+                "auto_renew_invisible_ms ({inv}) must lie in [{min_inv}, {max_inv}], auto_renew_ahead_ms ({ahead}) \
+                 in (0, auto_renew_invisible_ms), and auto_renew_max_ms ({}) must be at least auto_renew_invisible_ms",
+                self.auto_renew_max_ms
+            ));
         }
         if self.max_inflight_proposals == 0 {
             return bad("max_inflight_proposals must be > 0".into());

@@ -19,6 +19,20 @@ pub struct DevClusterSpec {
     pub durability: DurabilityMode,
 }
 
+impl DevClusterSpec {
+    /// One group of three replicas on `base_port..`, the nameserver on `base_port + 9`, sync durability.
+    pub fn three_replicas(dir: &Path, base_port: u16) -> Self {
+        DevClusterSpec {
+            groups: 1,
+            replicas: 3,
+            data_dir: dir.to_path_buf(),
+            namesrv_port: base_port + 9,
+            base_port,
+            durability: DurabilityMode::Sync,
+        }
+    }
+}
+
 pub struct DevCluster {
     pub namesrv: NameServerHandle,
     pub namesrv_addr: String,
@@ -91,15 +105,7 @@ impl DevCluster {
     /// One 3-replica group in `dir` (sync durability) with a leader elected:
     /// the fixture the cluster tests start from.
     pub async fn three_replicas(dir: &Path, base_port: u16) -> Result<Self, String> {
-        let spec = DevClusterSpec {
-            groups: 1,
-            replicas: 3,
-            data_dir: dir.to_path_buf(),
-            namesrv_port: base_port + 9,
-            base_port,
-            durability: DurabilityMode::Sync,
-        };
-        let c = Self::start(&spec).await?;
+        let c = Self::start(&DevClusterSpec::three_replicas(dir, base_port)).await?;
         c.wait_for_leaders(Duration::from_secs(10)).await?;
         Ok(c)
     }

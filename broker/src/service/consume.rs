@@ -21,8 +21,6 @@ use crate::sm::pop::dlq_topic;
 
 pub const MIN_INVISIBLE: Duration = Duration::from_secs(1);
 pub const MAX_INVISIBLE: Duration = Duration::from_secs(12 * 3600);
-/// Push consumers (auto_renew) send no invisible time; the server picks this.
-pub const DEFAULT_INVISIBLE: Duration = Duration::from_secs(60);
 pub const MAX_POLL: Duration = Duration::from_secs(20);
 /// How often a long poll re-checks for deliveries whose invisible time ran out.
 /// Longest ReceiveMessageRequest.attempt_id kept in the replicated pop state.
@@ -33,10 +31,10 @@ fn to_duration(d: &prost_types::Duration) -> Option<Duration> {
     (d.seconds >= 0 && d.nanos >= 0).then(|| Duration::new(d.seconds as u64, d.nanos as u32))
 }
 
-fn invisible(d: Option<&prost_types::Duration>, auto_renew: bool) -> Result<Duration, ApiError> {
+fn invisible(d: Option<&prost_types::Duration>, auto_renew: bool, renewed: Duration) -> Result<Duration, ApiError> {
     let bad = |what: String| ApiError::new(Code::IllegalInvisibleTime, what);
     match d {
-        None if auto_renew => Ok(DEFAULT_INVISIBLE),
+        None if auto_renew => Ok(renewed),
         None => Err(bad("invisible_duration is required when auto_renew is off".into())),
         Some(d) => {
             let d = to_duration(d).ok_or_else(|| bad("invisible_duration is negative".into()))?;
@@ -51,9 +49,12 @@ fn invisible(d: Option<&prost_types::Duration>, auto_renew: bool) -> Result<Dura
 impl MessagingServiceImpl {
     /// Pops up to `batch` messages across the topic's queues on this group,
     /// long-polling until `poll_until` when there are none.
+    /// `client` (the `x-mq-client-id`) is needed for `auto_renew`: the server
+    /// renews those deliveries while this replica knows the client.
     pub(crate) async fn receive(
         &self,
         req: &v2::ReceiveMessageRequest,
+        client: Option<&str>,
         deadline: Instant,
     ) -> Result<Vec<v2::Message>, ApiError> {
         let group = Self::group_name(req.group.as_ref())?;
@@ -65,7 +66,10 @@ impl MessagingServiceImpl {
         if !self.policy.auto_create_groups && !self.shared.meta().groups.contains_key(&group) {
             return Err(ApiError::new(Code::ConsumerGroupNotFound, format!("consumer group '{group}' does not exist")));
         }
-        let invisible = invisible(req.invisible_duration.as_ref(), req.auto_renew)?;
+        let invisible = invisible(req.invisible_duration.as_ref(), req.auto_renew, self.renewer.policy.invisible)?;
+        // Only a client this replica knows (it opened Telemetry) can be
+        // renewed for: its going away is what ends the renewals.
+        let renew_for = client.filter(|c| req.auto_renew && self.clients.get(c).is_some());
         let tags = match &req.filter_expression {
             Some(f) if f.r#type == v2::FilterType::Sql as i32 => {
                 return Err(ApiError::new(Code::IllegalFilterExpression, "SQL92 filters are not supported yet"));
@@ -120,7 +124,21 @@ impl MessagingServiceImpl {
                     attempt_id: attempt_id.clone(),
                 };
                 let out = match self.meta_one(meta_command::Cmd::Pop(pop), deadline).await?.result {
-                    Some(command_reply::Result::Pop(p)) => self.deliver(&group, &topic, &p.popped)?,
+                    Some(command_reply::Result::Pop(p)) => {
+                        if let Some(c) = renew_for {
+                            self.renewer.lease(
+                                c,
+                                p.popped.iter().map(|d| PopTarget {
+                                    group: group.clone(),
+                                    topic: topic.clone(),
+                                    queue_id: d.queue_id,
+                                    offset: d.offset,
+                                    epoch: d.epoch,
+                                }),
+                            );
+                        }
+                        self.deliver(&group, &topic, &p.popped)?
+                    }
                     Some(command_reply::Result::Error(e)) => return Err(ApiError::from_reply(&e)),
                     _ => return Err(ApiError::internal("unexpected reply to a pop")),
                 };
@@ -220,6 +238,7 @@ impl MessagingServiceImpl {
         let parsed: Vec<Result<PopTarget, ApiError>> =
             req.entries.iter().map(|e| self.target(&group, &e.receipt_handle)).collect();
         let targets: Vec<PopTarget> = parsed.iter().filter_map(|t| t.as_ref().ok().cloned()).collect();
+        self.renewer.release(&targets);
         let mut results = Vec::new().into_iter();
         if !targets.is_empty() {
             match self.meta_one(meta_command::Cmd::Ack(AckBatch { targets }), deadline).await?.result {
@@ -259,7 +278,14 @@ impl MessagingServiceImpl {
                 format!("invisible_duration {d:?} is above {MAX_INVISIBLE:?}"),
             ));
         }
-        let c = ChangeInvisible { target: Some(target.clone()), now_ms: now_ms(), invisible_ms: d.as_millis() as i64 };
+        // A nack or an explicit extension: the client now manages this delivery.
+        self.renewer.release([&target]);
+        let c = ChangeInvisible {
+            target: Some(target.clone()),
+            now_ms: now_ms(),
+            invisible_ms: d.as_millis() as i64,
+            keep_handle: false,
+        };
         match self.meta_one(meta_command::Cmd::ChangeInvisible(c), deadline).await?.result {
             Some(command_reply::Result::Pop(p)) => {
                 let epoch =
@@ -282,6 +308,7 @@ impl MessagingServiceImpl {
     ) -> Result<(), ApiError> {
         let group = Self::group_name(req.group.as_ref())?;
         let target = self.target(&group, &req.receipt_handle)?;
+        self.renewer.release([&target]);
         match self.meta_one(meta_command::Cmd::DeadLetter(target), deadline).await?.result {
             Some(command_reply::Result::Ok(_)) => Ok(()),
             Some(command_reply::Result::Error(e)) => Err(ApiError::from_reply(&e)),

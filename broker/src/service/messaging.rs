@@ -17,6 +17,7 @@ use raftmq_proto::rocketmq::v2::{Code, Status as V2Status};
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::renew::AutoRenewer;
 use super::{convert, deadline_of, read_barrier, telemetry};
 use crate::batcher::{MetaBatcher, SendBatcher};
 use crate::clients::{ClientRegistry, ServerPolicy};
@@ -41,9 +42,11 @@ pub struct MessagingServiceImpl {
     batcher: SendBatcher,
     /// Pops, acks and changes of invisible time share entries through this.
     pub(crate) metas: MetaBatcher,
-    clients: ClientRegistry,
+    pub(crate) clients: ClientRegistry,
     pub(crate) policy: ServerPolicy,
     pub(crate) round_robin: AtomicU32,
+    /// Leases on `auto_renew` deliveries this replica handed out.
+    pub(crate) renewer: AutoRenewer,
 }
 
 impl MessagingServiceImpl {
@@ -55,15 +58,18 @@ impl MessagingServiceImpl {
         self_addr: &str,
     ) -> Self {
         let max_body_bytes = config.max_body_bytes;
+        let metas = MetaBatcher::start(proposer.clone(), config.max_inflight_proposals);
+        let clients = ClientRegistry::default();
         Self {
             batcher: SendBatcher::start(proposer.clone(), config.max_inflight_proposals),
-            metas: MetaBatcher::start(proposer.clone(), config.max_inflight_proposals),
+            renewer: AutoRenewer::start(config.renew_policy(), metas.clone(), clients.clone()),
+            metas,
             shared,
             proposer,
             self_addr: self_addr.to_string(),
             max_body_bytes,
             group: routes.group().to_string(),
-            clients: ClientRegistry::default(),
+            clients,
             policy: ServerPolicy {
                 max_body_bytes,
                 auto_create_groups: config.auto_create_consumer_groups,
@@ -390,8 +396,9 @@ impl MessagingService for MessagingServiceImpl {
     ) -> Result<Response<Self::ReceiveMessageStream>, Status> {
         use v2::receive_message_response::Content;
         let deadline = deadline_of(&request);
+        let client = telemetry::client_id(&request);
         let req = request.into_inner();
-        let items: Vec<Content> = match self.receive(&req, deadline).await {
+        let items: Vec<Content> = match self.receive(&req, client.as_deref(), deadline).await {
             Err(e) => vec![Content::Status(e.status())],
             Ok(msgs) => {
                 let head = found_status(msgs.is_empty());

@@ -4,6 +4,7 @@
 //! - [`consume`] and [`receipt`]: pop consumption (receive, ack, invisible time) and receipt handles.
 //! - [`convert`]: v2 wire messages ↔ stored messages.
 //! - [`forward`]: follower → leader proposals.
+//! - [`renew`]: the server's renewal of `auto_renew` deliveries (official push consumers).
 //! - [`telemetry`]: the settings exchange and server-to-client command stream.
 //! - [`admin`]: topics, group status, membership, leader transfer.
 
@@ -13,6 +14,7 @@ pub mod convert;
 pub mod forward;
 pub mod messaging;
 pub mod receipt;
+pub mod renew;
 pub mod telemetry;
 
 use std::time::Duration;

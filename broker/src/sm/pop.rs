@@ -344,6 +344,7 @@ pub fn apply_change_invisible(meta: &mut Meta, epoch: u64, c: ChangeInvisible) -
     };
     let Some(st) = target_state(meta, &t) else { return command_reply::Result::Error(invalid_handle()) };
     let Some(inf) = st.live(t.offset, t.epoch) else { return command_reply::Result::Error(invalid_handle()) };
+    let epoch = if c.keep_handle { t.epoch } else { epoch };
     let renewed = Inflight { deadline_ms: c.now_ms.saturating_add(c.invisible_ms), epoch, ..inf };
     st.put_inflight(t.offset, renewed);
     command_reply::Result::Pop(PopResult {

@@ -40,15 +40,7 @@ async fn receive_attempt(
         attempt_id: attempt_id.map(str::to_owned),
         ..Default::default()
     };
-    let mut stream = c.receive_message(req).await.expect("rpc").into_inner();
-    let mut out = Vec::new();
-    while let Some(item) = stream.message().await.expect("rpc") {
-        if let Some(v2::receive_message_response::Content::Message(m)) = item.content {
-            let sys = m.system_properties.expect("rpc");
-            out.push((sys.message_id, sys.receipt_handle.expect("rpc"), sys.delivery_attempt.expect("rpc")));
-        }
-    }
-    out
+    deliveries(c, tonic::Request::new(req)).await
 }
 
 async fn ack(c: &mut MessagingServiceClient<Channel>, handles: &[&str]) -> v2::AckMessageResponse {
@@ -225,5 +217,104 @@ async fn a_retried_receive_attempt_gets_the_same_deliveries() {
         other => panic!("expected a status, got {other:?}"),
     };
     assert_eq!(status.code, Code::BadRequest as i32, "{}", status.message);
+    cluster.shutdown().await;
+}
+
+/// Opens a Telemetry stream as `client` (subscription settings for group
+/// "cg"); the client stays known to that replica until the returned sender is dropped.
+async fn open_telemetry(
+    c: &mut MessagingServiceClient<Channel>,
+    client: &str,
+) -> (futures::channel::mpsc::UnboundedSender<v2::TelemetryCommand>, tonic::Streaming<v2::TelemetryCommand>) {
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let settings = v2::Settings {
+        pub_sub: Some(v2::settings::PubSub::Subscription(v2::Subscription { group: res("cg"), ..Default::default() })),
+        ..Default::default()
+    };
+    tx.unbounded_send(v2::TelemetryCommand {
+        command: Some(v2::telemetry_command::Command::Settings(settings)),
+        ..Default::default()
+    })
+    .expect("queue settings");
+    let mut req = tonic::Request::new(rx);
+    req.metadata_mut().insert("x-mq-client-id", client.parse().expect("ascii client id"));
+    let mut replies = c.telemetry(req).await.expect("telemetry").into_inner();
+    replies.message().await.expect("settings reply").expect("settings reply");
+    (tx, replies)
+}
+
+/// A push consumer's receive (`auto_renew`, no invisible time) as `client`.
+async fn receive_auto_renew(c: &mut MessagingServiceClient<Channel>, client: &str) -> Vec<(String, String, i32)> {
+    let mut req = tonic::Request::new(v2::ReceiveMessageRequest {
+        group: res("cg"),
+        message_queue: Some(v2::MessageQueue { topic: res("t"), ..Default::default() }),
+        batch_size: 2,
+        auto_renew: true,
+        long_polling_timeout: secs(1),
+        ..Default::default()
+    });
+    req.metadata_mut().insert("x-mq-client-id", client.parse().expect("ascii client id"));
+    deliveries(c, req).await
+}
+
+/// (message id, receipt handle, delivery attempt) of each message a receive streams back.
+async fn deliveries(
+    c: &mut MessagingServiceClient<Channel>,
+    req: tonic::Request<v2::ReceiveMessageRequest>,
+) -> Vec<(String, String, i32)> {
+    let mut stream = c.receive_message(req).await.expect("rpc").into_inner();
+    let mut out = Vec::new();
+    while let Some(item) = stream.message().await.expect("rpc") {
+        if let Some(v2::receive_message_response::Content::Message(m)) = item.content {
+            let sys = m.system_properties.expect("rpc");
+            out.push((sys.message_id, sys.receipt_handle.expect("rpc"), sys.delivery_attempt.expect("rpc")));
+        }
+    }
+    out
+}
+
+/// `auto_renew` deliveries stay invisible while their client is connected,
+/// well past the invisible time, and the handle the client holds still acks;
+/// when the client goes away they come back about a second later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_renews_auto_renew_deliveries_while_the_client_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = raftmq_cli::devcluster::DevClusterSpec::three_replicas(dir.path(), 26_181);
+    let cluster = DevCluster::start_with(&spec, |c| {
+        // Renewals get 3 s to land, so a loaded machine does not let one lapse.
+        c.auto_renew_invisible_ms = 4_000;
+        c.auto_renew_ahead_ms = 3_000;
+    })
+    .await
+    .unwrap();
+    cluster.wait_for_leaders(Duration::from_secs(10)).await.unwrap();
+    let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).unwrap();
+    client.create_topic("t", 1, &[]).await.unwrap();
+    let producer = Producer::new(client.clone());
+    for i in 0..3 {
+        producer.send(Message::new("t", format!("m{i}"))).await.unwrap();
+    }
+    let addr = cluster.nodes[0][0].as_ref().unwrap().addr.clone();
+    let mut c = client.messaging(&addr).unwrap();
+    let (telemetry, _replies) = open_telemetry(&mut c, "push-1").await;
+
+    let leased = receive_auto_renew(&mut c, "push-1").await;
+    assert_eq!(leased.len(), 2);
+    // Two and a half invisible times later, only the third message is visible.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let rest = receive(&mut c, 30).await;
+    assert_eq!(rest.len(), 1, "the leased deliveries were renewed");
+    assert!(leased.iter().all(|l| l.0 != rest[0].0));
+    assert_eq!(ack(&mut c, &[leased[0].1.as_str()]).await.status.unwrap().code, Code::Ok as i32, "same handle");
+
+    // The client goes away: its other delivery comes back (renewed, it would
+    // stay invisible for as long as the client lived).
+    drop(telemetry);
+    let until = tokio::time::Instant::now() + Duration::from_secs(6);
+    let mut back = Vec::new();
+    while back.is_empty() && tokio::time::Instant::now() < until {
+        back = receive(&mut c, 30).await;
+    }
+    assert_eq!(back.iter().map(|m| (m.0.as_str(), m.2)).collect::<Vec<_>>(), vec![(leased[1].0.as_str(), 2)]);
     cluster.shutdown().await;
 }
