@@ -11,6 +11,7 @@ use raftmq_proto::rocketmq::v2;
 
 use crate::cluster::{Cluster, DEFAULT_TIMEOUT, replica_addrs as addrs};
 use crate::error::Error;
+use raftmq_proto::namesrv::GroupRoute;
 
 /// One delivered message.
 #[derive(Debug, Clone)]
@@ -94,6 +95,31 @@ impl SimpleConsumer {
             return Err(Error::NotFound(format!("topic '{}' has no broker group", self.topic)));
         }
         let g = &route.groups[self.next_group.fetch_add(1, Ordering::Relaxed) % route.groups.len()];
+        self.receive_on(g, max, wait).await
+    }
+
+    /// Up to `max` messages from broker group `broker_group`, waiting up to
+    /// `wait` when there are none. `NotFound` once the group no longer serves the topic.
+    pub async fn receive_from(
+        &self,
+        broker_group: &str,
+        max: i32,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, Error> {
+        let route = self.cluster.route(&self.topic).await?;
+        let g =
+            route.groups.iter().find(|g| g.group == broker_group).ok_or_else(|| {
+                Error::NotFound(format!("broker group '{broker_group}' does not serve '{}'", self.topic))
+            })?;
+        self.receive_on(g, max, wait).await
+    }
+
+    /// The broker groups serving the topic now.
+    pub async fn broker_groups(&self) -> Result<Vec<String>, Error> {
+        Ok(self.cluster.route(&self.topic).await?.groups.iter().map(|g| g.group.clone()).collect())
+    }
+
+    async fn receive_on(&self, g: &GroupRoute, max: i32, wait: Duration) -> Result<Vec<ReceivedMessage>, Error> {
         let mut last = Error::NotFound(format!("group '{}' has no live replica", g.group));
         // One id for every try of this receive: if a replica popped for a try
         // whose response was lost, the next try gets those same deliveries

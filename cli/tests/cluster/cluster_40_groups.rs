@@ -53,3 +53,49 @@ async fn a_topic_spans_two_groups() {
     }
     cluster.shutdown().await;
 }
+
+/// A push consumer receives from each broker group on its own loop: while one
+/// group is empty and long-polling, a message on the other still reaches the
+/// listener at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_consumer_never_waits_on_an_empty_group() {
+    use raftmq_client::push::{ConsumeResult, PushConsumer};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = DevClusterSpec {
+        groups: 2,
+        replicas: 3,
+        data_dir: dir.path().to_path_buf(),
+        namesrv_port: 26_299,
+        base_port: 26_281,
+        durability: DurabilityMode::Sync,
+    };
+    let cluster = DevCluster::start(&spec).await.unwrap();
+    cluster.wait_for_leaders(Duration::from_secs(10)).await.unwrap();
+    let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).unwrap();
+    client.create_topic("spread", 2, &[]).await.unwrap();
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let consumer = PushConsumer::builder(client.clone(), "cg", "spread")
+        .long_poll(Duration::from_secs(8))
+        .start(move |m| {
+            let _ = tx.send(m.message_id.clone());
+            ConsumeResult::Success
+        })
+        .await
+        .unwrap();
+    // Both groups are empty: every receive under way is a long poll.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let producer = Producer::new(client.clone());
+    let mut per_group: BTreeMap<String, usize> = BTreeMap::new();
+    for i in 0..8 {
+        let r = producer.send(Message::new("spread", format!("m{i}"))).await.unwrap();
+        // Far below the 8 s long poll another group's receive may be in.
+        let got = tokio::time::timeout(Duration::from_secs(3), rx.recv()).await;
+        assert_eq!(got.ok().flatten().as_deref(), Some(r.message_id.as_str()), "message {i} on {}", r.group);
+        *per_group.entry(r.group).or_default() += 1;
+    }
+    assert_eq!(per_group.len(), 2, "both groups were exercised: {per_group:?}");
+    let stats = consumer.shutdown().await;
+    assert_eq!(stats.received, 8);
+    cluster.shutdown().await;
+}

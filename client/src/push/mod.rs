@@ -29,10 +29,10 @@
 //! Delivery is at least once: a message whose ack fails, or whose consumer
 //! dies, is delivered again.
 //!
-//! One receive loop serves every broker group of the topic in turn (as
-//! [`SimpleConsumer::receive`] rotates), so with several groups an empty one
-//! can hold the loop for a `long_poll` while another has messages; a loop per
-//! group is not built yet.
+//! Each broker group serving the topic gets its own receive loop, so an
+//! empty group's long poll never holds up another group's messages; groups
+//! the topic gains are picked up within a few seconds. The loops share the
+//! listener slots and the flow-control limits.
 //!
 //! ```no_run
 //! use raftmq_client::push::{ConsumeResult, PushConsumer};
@@ -337,38 +337,97 @@ impl PushConsumer {
 
 /// Pause after a failed receive, so a broker outage is not met with a busy loop.
 const RECEIVE_ERROR_PAUSE: Duration = Duration::from_millis(500);
+/// How often the broker groups serving the topic are looked up again.
+const GROUPS_REFRESH: Duration = Duration::from_secs(5);
 
+/// Runs one receive loop per broker group of the topic (so an empty group's
+/// long poll never holds up another's messages), starting loops for groups
+/// that appear; a loop whose group no longer serves the topic ends by itself.
 async fn receive_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut handlers = JoinSet::new();
     let (acks, ack_requests) = tokio::sync::mpsc::unbounded_channel();
     let acker = tokio::spawn(acker::run(shared.clone(), ack_requests));
+    let mut loops: JoinSet<String> = JoinSet::new();
+    let mut running: std::collections::BTreeSet<String> = Default::default();
+    loop {
+        while let Some(done) = loops.try_join_next() {
+            match done {
+                Ok(group) => {
+                    running.remove(&group);
+                }
+                Err(e) => tracing::error!("push consumer receive loop ended abnormally: {e}"),
+            }
+        }
+        match shared.consumer.broker_groups().await {
+            Ok(groups) => {
+                for g in groups {
+                    if running.insert(g.clone()) {
+                        loops.spawn(group_loop(shared.clone(), g, stop.clone(), acks.clone()));
+                    }
+                }
+            }
+            Err(e) => {
+                shared.stats.receive_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(topic = shared.consumer.topic(), "route lookup failed: {e}");
+            }
+        }
+        let pause = if running.is_empty() { RECEIVE_ERROR_PAUSE } else { GROUPS_REFRESH };
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+    while let Some(r) = loops.join_next().await {
+        if let Err(e) = r {
+            tracing::error!("push consumer receive loop ended abnormally: {e}");
+        }
+    }
+    // Every handler is done with its ack; the acker ends with the last sender.
+    drop(acks);
+    if let Err(e) = acker.await {
+        tracing::error!("push consumer ack task ended abnormally: {e}");
+    }
+}
+
+/// Receives from one broker group until shutdown (then waits for its
+/// handlers), or until the group no longer serves the topic. Returns the group.
+async fn group_loop(
+    shared: Arc<Shared>,
+    group: String,
+    mut stop: watch::Receiver<bool>,
+    acks: tokio::sync::mpsc::UnboundedSender<acker::AckRequest>,
+) -> String {
+    let mut handlers = JoinSet::new();
     let c = &shared.stats;
     loop {
         while handlers.try_join_next().is_some() {}
-        let room = tokio::select! {
+        let mut room = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
-            room = shared.flow.wait_for_room() => room,
+            room = shared.flow.reserve(shared.config.batch_size) => room,
         };
         let sent = Instant::now();
         // Not cancelled by shutdown: messages popped by a cancelled receive
         // would stay hidden from the whole group for the invisible time.
-        let max = room.min(shared.config.batch_size) as i32;
-        match shared.consumer.receive(max, shared.config.long_poll).await {
+        match shared.consumer.receive_from(&group, room.messages as i32, shared.config.long_poll).await {
             Ok(batch) => {
                 for m in batch {
                     c.received.fetch_add(1, Ordering::Relaxed);
                     if m.delivery_attempt > 1 {
                         c.redelivered.fetch_add(1, Ordering::Relaxed);
                     }
-                    shared.flow.add(m.body.len());
+                    shared.flow.add(&mut room, m.body.len());
                     let deadline = sent + shared.config.invisible;
                     handlers.spawn(handler::handle(shared.clone(), m, deadline, stop.clone(), acks.clone()));
                 }
             }
+            Err(Error::NotFound(why)) => {
+                tracing::info!(topic = shared.consumer.topic(), group, "receive loop ends: {why}");
+                break;
+            }
             Err(e) => {
+                drop(room);
                 c.receive_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(topic = shared.consumer.topic(), "receive failed: {e}");
+                tracing::warn!(topic = shared.consumer.topic(), group, "receive failed: {e}");
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => break,
                     _ = tokio::time::sleep(RECEIVE_ERROR_PAUSE) => {}
@@ -381,11 +440,7 @@ async fn receive_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             tracing::error!("push consumer message handler ended abnormally: {e}");
         }
     }
-    // Every handler is done with its ack; the acker ends with the last sender.
-    drop(acks);
-    if let Err(e) = acker.await {
-        tracing::error!("push consumer ack task ended abnormally: {e}");
-    }
+    group
 }
 
 #[cfg(test)]
