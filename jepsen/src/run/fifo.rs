@@ -24,8 +24,9 @@ use crate::history::{Ack, Call, Message, Poll, Process, Queue};
 
 /// The orderly consumer group.
 pub const FIFO_GROUP: &str = "cg-fifo";
-/// Consumers in the group.
-pub const FIFO_CONSUMERS: u64 = 3;
+/// Consumers in the group: one per queue of the default topic, so every unlocked queue can be
+/// in flight at once (with 3 and 16-message pops the group fell ~40% behind 4 producers).
+pub const FIFO_CONSUMERS: u64 = 4;
 /// Message groups per producer.
 pub const GROUPS_PER_PRODUCER: u64 = 2;
 /// Deliveries before the dead-letter queue: the broker's maximum, so no message is dead-lettered
@@ -35,7 +36,7 @@ pub const MAX_ATTEMPTS: i32 = 1000;
 pub const INVISIBLE: Duration = Duration::from_secs(3);
 /// Every this many pops that got messages, the consumer acks none of them.
 const SKIP_ACK_EVERY: u64 = 20;
-const POP_MAX: i32 = 16;
+const POP_MAX: i32 = 64;
 const LONG_POLL: Duration = Duration::from_millis(500);
 
 type Io = std::io::Result<()>;

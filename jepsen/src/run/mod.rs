@@ -347,8 +347,8 @@ async fn drive(bed: &Arc<Testbed>, args: &RunArgs, steps: &[schedule::Step], dir
     eprintln!("healed; leader {}", leader.map_or("none".into(), |l| format!("n{l}")));
     // Let the consumers catch up on what is committed before the drain starts.
     if fifo {
-        let done = wl.fifo_caught_up(Duration::from_secs(30)).await;
-        eprintln!("orderly group {}", if done { "consumed every queue" } else { "did NOT catch up in 30 s" });
+        let done = wl.fifo_caught_up(Duration::from_secs(60)).await;
+        eprintln!("orderly group {}", if done { "consumed every queue" } else { "did NOT catch up in 60 s" });
     } else {
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
