@@ -4,20 +4,17 @@
 //! messages lose their order. The producer picks the broker group: the hash
 //! of the message group over the topic's groups ordered by name, so every
 //! producer agrees whatever order the nameserver lists them in. Inside that
-//! broker group the broker places the message itself with the same hash
-//! (`stable_hash % queue_count`, `broker/src/service/messaging.rs`), so
-//! producers in other languages agree on the queue too; the queue computed
-//! here is only a hint on the wire.
+//! broker group the broker places the message itself with
+//! [`raftmq_proto::placement::message_group_queue`], so producers in other
+//! languages agree on the queue too; the SDK computes the same queue with the
+//! same function, sends it as the (ignored) hint and reports it in the
+//! receipt when the broker does not name the queue itself.
 //!
 //! The mapping holds while the topic's broker groups and queue counts stay
 //! the same; adding a group or queues moves some message groups (as in
 //! RocketMQ), and their order is kept from then on.
 
-/// FNV-1a, 64 bits: stable across processes and versions, and the broker's
-/// own placement hash.
-pub(crate) fn stable_hash(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, x| (h ^ u64::from(*x)).wrapping_mul(0x0100_0000_01b3))
-}
+use raftmq_proto::placement::{message_group_queue, stable_hash};
 
 /// For `message_group`, the index into `groups` (`(broker group name, queue
 /// count)`) and the queue in it; `None` when no group has a queue.
@@ -27,13 +24,12 @@ pub(crate) fn place(message_group: &str, groups: &[(&str, u32)]) -> Option<(usiz
         return None;
     }
     candidates.sort_by_key(|i| groups[*i].0);
-    let h = stable_hash(message_group.as_bytes());
     // The group is picked by a second hash: `h % groups` would tie it to
     // the broker's `h % queues` (2 groups of 4 queues would use only half
     // the queues, the parity of the queue following the group).
-    let gh = stable_hash(&h.to_le_bytes());
+    let gh = stable_hash(&stable_hash(message_group.as_bytes()).to_le_bytes());
     let gi = candidates[(gh % candidates.len() as u64) as usize];
-    Some((gi, (h % u64::from(groups[gi].1)) as i32))
+    Some((gi, message_group_queue(message_group, groups[gi].1)))
 }
 
 #[cfg(test)]
@@ -86,10 +82,12 @@ mod tests {
     }
 
     #[test]
-    fn hash_matches_the_brokers_fnv1a() {
-        // FNV-1a test vectors: the broker places by this exact function.
-        assert_eq!(stable_hash(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(stable_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(stable_hash(b"foobar"), 0x8594_4171_f739_67e8);
+    fn the_queue_is_the_brokers_placement() {
+        let groups = [("broker-a", 4), ("broker-b", 3)];
+        for k in 0..100 {
+            let key = format!("k{k}");
+            let (g, q) = place(&key, &groups).expect("placed");
+            assert_eq!(q, message_group_queue(&key, groups[g].1));
+        }
     }
 }

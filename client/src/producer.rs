@@ -10,6 +10,13 @@
 //! A message with a message group ([`Message::with_message_group`]) always
 //! goes to the same broker group and queue (see `placement.rs`), and its
 //! retries stay there, so one group's messages are stored in send order.
+//!
+//! The receipt names the queue the message was stored in: the broker lists
+//! the queues in a response header
+//! ([`raftmq_proto::placement::QUEUE_IDS_HEADER`]); without it (an older
+//! broker) the SDK reports the queue it chose, which for a message group is
+//! the broker's own placement
+//! ([`raftmq_proto::placement::message_group_queue`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -18,6 +25,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use raftmq_proto::namesrv::GroupRoute;
+use raftmq_proto::placement as wire_placement;
 use raftmq_proto::rocketmq::v2;
 
 use crate::cluster::{Cluster, DEFAULT_TIMEOUT, TopicRoute};
@@ -208,7 +216,7 @@ impl Producer {
             let group = &route.groups[gi];
             let req = build_request(&msgs, &ids, queue);
             match self.send_to_group(group, req).await {
-                Ok(resp) => return receipts(resp, &group.group, queue, &msgs, ids),
+                Ok((resp, queues)) => return receipts(resp, &group.group, queue, queues, ids),
                 Err(e) if e.is_retriable() => {
                     tracing::debug!(group = %group.group, attempt, "send failed, retrying: {e}");
                     if e.is_unknown_outcome() {
@@ -230,7 +238,7 @@ impl Producer {
         &self,
         g: &GroupRoute,
         req: v2::SendMessageRequest,
-    ) -> Result<v2::SendMessageResponse, Error> {
+    ) -> Result<(v2::SendMessageResponse, Option<Vec<i32>>), Error> {
         let mut addrs: Vec<&str> = g.nodes.iter().map(|n| n.addr.as_str()).collect();
         if addrs.is_empty() && !g.leader_addr.is_empty() {
             addrs.push(&g.leader_addr);
@@ -255,6 +263,11 @@ impl Producer {
             r.set_timeout(self.timeout.min(REPLICA_ATTEMPT_TIMEOUT));
             match client.send_message(r).await {
                 Ok(resp) => {
+                    let queues = resp
+                        .metadata()
+                        .get(wire_placement::QUEUE_IDS_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(wire_placement::parse_queue_ids);
                     let resp = resp.into_inner();
                     match Error::from_status(resp.status.as_ref()) {
                         // Another replica may reach a leader this one cannot.
@@ -262,7 +275,7 @@ impl Producer {
                         Err(e) => return Err(e),
                         Ok(()) => {
                             self.preferred.lock().unwrap_or_else(|p| p.into_inner()).insert(g.group.clone(), idx);
-                            return Ok(resp);
+                            return Ok((resp, queues));
                         }
                     }
                 }
@@ -308,11 +321,13 @@ fn build_request(msgs: &[Message], ids: &[String], queue: i32) -> v2::SendMessag
     }
 }
 
+/// One receipt per message: the queue from the broker's header when it sent
+/// one (one id per entry), else `queue`, the one the SDK chose.
 fn receipts(
     resp: v2::SendMessageResponse,
     group: &str,
     queue: i32,
-    msgs: &[Message],
+    queues: Option<Vec<i32>>,
     ids: Vec<String>,
 ) -> Result<Vec<SendReceipt>, Error> {
     if resp.entries.len() != ids.len() {
@@ -321,18 +336,12 @@ fn receipts(
             message: format!("{} results for {} messages", resp.entries.len(), ids.len()),
         });
     }
-    // SendResultEntry has no queue id: the broker keeps the client's choice for
-    // ordinary messages and places FIFO messages itself (reported as -1).
+    let queues = queues.filter(|q| q.len() == ids.len()).unwrap_or_else(|| vec![queue; ids.len()]);
     Ok(resp
         .entries
         .into_iter()
         .zip(ids)
-        .zip(msgs)
-        .map(|((e, id), m)| SendReceipt {
-            message_id: id,
-            group: group.to_string(),
-            queue_id: if m.message_group.is_some() { -1 } else { queue },
-            offset: e.offset,
-        })
+        .zip(queues)
+        .map(|((e, id), queue_id)| SendReceipt { message_id: id, group: group.to_string(), queue_id, offset: e.offset })
         .collect())
 }

@@ -100,6 +100,9 @@ pub enum Call {
     Poll(Poll),
     CommitOffset(ConsumerOffset),
     FetchOffset(ConsumerOffset),
+    /// A consumer acknowledges one message it received in a pop (`orderly` poll): it will not
+    /// be delivered to that consumer group again.
+    Ack(Ack),
     Nemesis(Fault),
     /// The final drain: its `ok` completion asserts that every queue was read to its end after
     /// all producers stopped, which turns "never read" into "lost" (the `unseen` anomaly).
@@ -114,6 +117,7 @@ impl Call {
             Call::Poll(_) => "poll",
             Call::CommitOffset(_) => "commit_offset",
             Call::FetchOffset(_) => "fetch_offset",
+            Call::Ack(_) => "ack",
             Call::Nemesis(_) => "nemesis",
             Call::FinalRead => "final_read",
         }
@@ -175,9 +179,28 @@ pub struct Poll {
     /// so this poll need not continue where the previous one stopped.
     #[serde(default)]
     pub reassigned: bool,
+    /// A pop by an orderly (FIFO) consumer group: the broker, not the consumer, chose what to
+    /// deliver, and it promises each message group's messages in send order (the
+    /// `delivery-order` and `redelivered-after-ack` checks read only these polls).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub orderly: bool,
     /// On `ok`: the messages returned, in the order the client received them.
     #[serde(default)]
     pub msgs: Vec<Message>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The acknowledgement of one delivered message, by the consumer that received it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub consumer: String,
+    pub group: String,
+    pub queue: Queue,
+    pub offset: u64,
+    pub value: String,
 }
 
 /// A message as read by a consumer.

@@ -4,7 +4,7 @@
 
 use crate::checker::{self, AnomalyKind, Verdict};
 use crate::history::{
-    Call, ConsumerOffset, Entry, Fault, FaultAction, Message, OpType, Poll, Position, Process, Queue, Send,
+    Ack, Call, ConsumerOffset, Entry, Fault, FaultAction, Message, OpType, Poll, Position, Process, Queue, Send,
 };
 
 pub const MS: u64 = 1_000_000;
@@ -37,12 +37,41 @@ pub fn acked(call: &Call, queue: u32, offset: u64) -> Call {
 }
 
 pub fn poll(consumer: &str) -> Call {
-    Call::Poll(Poll { consumer: consumer.into(), group: Some("cg".into()), reassigned: false, msgs: Vec::new() })
+    Call::Poll(Poll {
+        consumer: consumer.into(),
+        group: Some("cg".into()),
+        reassigned: false,
+        orderly: false,
+        msgs: Vec::new(),
+    })
 }
 
 pub fn polled(consumer: &str, reassigned: bool, msgs: &[(u32, u64, &str)]) -> Call {
     let msgs = msgs.iter().map(|(queue, offset, v)| Message { queue: q(*queue), offset: *offset, value: (*v).into() });
-    Call::Poll(Poll { consumer: consumer.into(), group: Some("cg".into()), reassigned, msgs: msgs.collect() })
+    Call::Poll(Poll {
+        consumer: consumer.into(),
+        group: Some("cg".into()),
+        reassigned,
+        orderly: false,
+        msgs: msgs.collect(),
+    })
+}
+
+/// A pop by orderly consumer group `fifo` (reassigned: pops are no per-consumer stream).
+pub fn popped(consumer: &str, msgs: &[(u32, u64, &str)]) -> Call {
+    let msgs = msgs.iter().map(|(queue, offset, v)| Message { queue: q(*queue), offset: *offset, value: (*v).into() });
+    Call::Poll(Poll {
+        consumer: consumer.into(),
+        group: Some("fifo".into()),
+        reassigned: true,
+        orderly: true,
+        msgs: msgs.collect(),
+    })
+}
+
+/// An ack by `consumer` of group `fifo` of the message `value` at (queue, offset).
+pub fn ack(consumer: &str, queue: u32, offset: u64, value: &str) -> Call {
+    Call::Ack(Ack { consumer: consumer.into(), group: "fifo".into(), queue: q(queue), offset, value: value.into() })
 }
 
 pub fn commit(queue: u32, offset: u64) -> Call {
@@ -125,6 +154,20 @@ impl H {
     pub fn poll_ok(&mut self, process: u64, consumer: &str, reassigned: bool, msgs: &[(u32, u64, &str)]) -> u64 {
         let open = self.invoke(process, poll(consumer));
         self.complete(open, OpType::Ok, polled(consumer, reassigned, msgs))
+    }
+
+    /// A whole ok pop of orderly group `fifo`; returns the completion's index.
+    pub fn pop_ok(&mut self, process: u64, consumer: &str, msgs: &[(u32, u64, &str)]) -> u64 {
+        let open = self.invoke(process, popped(consumer, &[]));
+        self.complete(open, OpType::Ok, popped(consumer, msgs))
+    }
+
+    /// A whole ack of `value` at (queue, offset) by group `fifo`, ending `kind`; returns the
+    /// completion's index.
+    pub fn ack(&mut self, process: u64, consumer: &str, kind: OpType, (queue, offset, value): (u32, u64, &str)) -> u64 {
+        let call = ack(consumer, queue, offset, value);
+        let open = self.invoke(process, call.clone());
+        self.complete(open, kind, call)
     }
 
     /// A whole operation of any other kind, completed with `done`.

@@ -5,9 +5,12 @@
 //! - [`raft`]: peer RPCs between the replicas of a broker group.
 //! - [`namesrv`]: broker registration and route queries.
 //! - [`broker`]: what a Raft entry carries, forwarding to the leader, and admin.
+//! - [`placement`]: where a message group is stored (one function, shared by
+//!   the broker that places and the SDK that reports the queue).
 
-#![allow(clippy::all, rust_2018_idioms)] // generated code
+pub mod placement;
 
+#[allow(clippy::all, rust_2018_idioms)] // generated code
 pub mod rocketmq {
     pub mod v2 {
         tonic::include_proto!("apache.rocketmq.v2");
@@ -16,6 +19,7 @@ pub mod rocketmq {
 
 /// Module nesting follows the proto packages, so cross-package references in
 /// the generated code resolve; the short paths below are what the crates use.
+#[allow(clippy::all, rust_2018_idioms)] // generated code
 pub mod packages {
     pub mod raftmq {
         pub mod raft {

@@ -80,7 +80,12 @@ impl MessagingServiceImpl {
         }
     }
 
-    async fn send(&self, req: v2::SendMessageRequest, deadline: Instant) -> Result<v2::SendMessageResponse, ApiError> {
+    /// Stores the messages; the answer, and the queue each was stored in.
+    async fn send(
+        &self,
+        req: v2::SendMessageRequest,
+        deadline: Instant,
+    ) -> Result<(v2::SendMessageResponse, Vec<i32>), ApiError> {
         let first = req.messages.first().ok_or_else(|| ApiError::bad_request("SendMessage carries no messages"))?;
         let topic_name = first.topic.as_ref().map(|t| t.name.clone()).unwrap_or_default();
         let now = now_ms();
@@ -108,6 +113,8 @@ impl MessagingServiceImpl {
             stored.push(convert::to_stored(m, queue, now));
         }
         let results = self.batcher.submit(stored, deadline).await?;
+        // A re-send answered from the idempotent-send window has its original queue here.
+        let queues = results.iter().map(|e| e.queue_id).collect();
         let entries = results
             .iter()
             .zip(ids)
@@ -118,16 +125,16 @@ impl MessagingServiceImpl {
                 ..Default::default()
             })
             .collect();
-        Ok(v2::SendMessageResponse { status: Some(ok_status()), entries })
+        Ok((v2::SendMessageResponse { status: Some(ok_status()), entries }, queues))
     }
 
-    /// FIFO messages are placed by the server from their message group, so
-    /// producers in any language agree; others keep the client's choice when it
+    /// FIFO messages are placed by the server from their message group
+    /// (`raftmq_proto::placement`), so producers in any language agree; others keep the client's choice when it
     /// names a queue of this group, else round-robin.
     fn pick_queue(&self, m: &v2::Message, queue_count: u32) -> i32 {
         let sys = m.system_properties.as_ref();
         if let Some(group) = sys.and_then(|s| s.message_group.as_ref()) {
-            return (stable_hash(group.as_bytes()) % u64::from(queue_count)) as i32;
+            return raftmq_proto::placement::message_group_queue(group, queue_count);
         }
         match sys.map(|s| s.queue_id) {
             Some(q) if q >= 0 && (q as u32) < queue_count => q,
@@ -205,11 +212,6 @@ impl MessagingServiceImpl {
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// FNV-1a: stable across processes and versions (placement must not change on restart).
-fn stable_hash(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, x| (h ^ u64::from(*x)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn status(r: Result<(), &ApiError>) -> Option<V2Status> {
@@ -318,17 +320,28 @@ impl MessagingService for MessagingServiceImpl {
     ) -> Result<Response<v2::SendMessageResponse>, Status> {
         let deadline = deadline_of(&request);
         let count = request.get_ref().messages.len();
-        let resp = match self.send(request.into_inner(), deadline).await {
+        let (resp, queues) = match self.send(request.into_inner(), deadline).await {
             Ok(r) => r,
-            Err(e) => v2::SendMessageResponse {
-                status: status(Err(&e)),
-                // The Rust client indexes entries[0]: always answer one entry per message.
-                entries: (0..count.max(1))
-                    .map(|_| v2::SendResultEntry { status: status(Err(&e)), ..Default::default() })
-                    .collect(),
-            },
+            Err(e) => (
+                v2::SendMessageResponse {
+                    status: status(Err(&e)),
+                    // The Rust client indexes entries[0]: always answer one entry per message.
+                    entries: (0..count.max(1))
+                        .map(|_| v2::SendResultEntry { status: status(Err(&e)), ..Default::default() })
+                        .collect(),
+                },
+                Vec::new(),
+            ),
         };
-        Ok(Response::new(resp))
+        let mut resp = Response::new(resp);
+        // SendResultEntry has no queue field: the queues travel in a header
+        // that upstream clients ignore (raftmq_proto::placement).
+        if !queues.is_empty()
+            && let Ok(v) = raftmq_proto::placement::format_queue_ids(&queues).parse()
+        {
+            resp.metadata_mut().insert(raftmq_proto::placement::QUEUE_IDS_HEADER, v);
+        }
+        Ok(resp)
     }
 
     async fn end_transaction(

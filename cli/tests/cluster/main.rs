@@ -7,6 +7,7 @@ mod cluster_40_groups;
 mod cluster_50_pop;
 mod cluster_60_bad_input;
 mod cluster_70_sdk_consumer;
+mod cluster_75_fifo_receipts;
 mod cluster_80_topics_offsets;
 mod cluster_85_consumer_groups;
 mod cluster_90_push_consumer;

@@ -25,13 +25,15 @@ pub enum AnomalyKind {
     Unexpected,
     OffsetRegression,
     Order,
+    DeliveryOrder,
+    RedeliveredAfterAck,
     NonmonotonicSend,
     PollSkip,
     NonmonotonicPoll,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 12] = [
+    pub const ALL: [AnomalyKind; 14] = [
         AnomalyKind::Lost,
         AnomalyKind::Unseen,
         AnomalyKind::InconsistentOffset,
@@ -41,6 +43,8 @@ impl AnomalyKind {
         AnomalyKind::Unexpected,
         AnomalyKind::OffsetRegression,
         AnomalyKind::Order,
+        AnomalyKind::DeliveryOrder,
+        AnomalyKind::RedeliveredAfterAck,
         AnomalyKind::NonmonotonicSend,
         AnomalyKind::PollSkip,
         AnomalyKind::NonmonotonicPoll,
@@ -57,6 +61,8 @@ impl AnomalyKind {
             AnomalyKind::Unexpected => "unexpected",
             AnomalyKind::OffsetRegression => "offset-regression",
             AnomalyKind::Order => "order",
+            AnomalyKind::DeliveryOrder => "delivery-order",
+            AnomalyKind::RedeliveredAfterAck => "redelivered-after-ack",
             AnomalyKind::NonmonotonicSend => "nonmonotonic-send",
             AnomalyKind::PollSkip => "poll-skip",
             AnomalyKind::NonmonotonicPoll => "nonmonotonic-poll",
@@ -75,6 +81,10 @@ impl AnomalyKind {
             AnomalyKind::Unexpected => "a value was read that no send ever carried",
             AnomalyKind::OffsetRegression => "a fetched consumer offset is below an acknowledged commit",
             AnomalyKind::Order => "a message group's sequential sends were read out of order",
+            AnomalyKind::DeliveryOrder => {
+                "an orderly consumer group got a message group's later send before its earlier one"
+            }
+            AnomalyKind::RedeliveredAfterAck => "an orderly consumer group got a message again after acking it",
             AnomalyKind::NonmonotonicSend => "a producer's sequential sends to a queue acked at falling offsets",
             AnomalyKind::PollSkip => "a consumer jumped over existing offsets without a reassignment",
             AnomalyKind::NonmonotonicPoll => "a consumer went back in a queue without a reassignment",
@@ -159,6 +169,30 @@ pub enum Anomaly {
         later: SendRef,
         split: bool,
     },
+    /// In orderly consumer group `group`: `earlier` was acknowledged before `later` was sent and
+    /// both were stored in that order, yet `later`'s first delivery (the poll completing at
+    /// `later_delivery_index`) came before any poll delivering `earlier` was invoked
+    /// (`earlier_delivery_index`: the completion of `earlier`'s first delivering poll; `null`:
+    /// never delivered to the group), or (`same_poll`) one poll listed `later` first.
+    DeliveryOrder {
+        group: String,
+        process: Process,
+        message_group: String,
+        earlier: SendRef,
+        later: SendRef,
+        later_delivery_index: u64,
+        earlier_delivery_index: Option<u64>,
+        same_poll: bool,
+    },
+    /// Orderly consumer group `group` acknowledged `value` (the ack completing at `ack_index`),
+    /// then a poll invoked after that delivered it again (completing at `read_index`).
+    RedeliveredAfterAck {
+        group: String,
+        value: String,
+        at: Position,
+        ack_index: u64,
+        read_index: u64,
+    },
     NonmonotonicSend {
         process: Process,
         earlier: SendRef,
@@ -203,6 +237,8 @@ impl Anomaly {
             Anomaly::Unexpected { .. } => AnomalyKind::Unexpected,
             Anomaly::OffsetRegression { .. } => AnomalyKind::OffsetRegression,
             Anomaly::Order { .. } => AnomalyKind::Order,
+            Anomaly::DeliveryOrder { .. } => AnomalyKind::DeliveryOrder,
+            Anomaly::RedeliveredAfterAck { .. } => AnomalyKind::RedeliveredAfterAck,
             Anomaly::NonmonotonicSend { .. } => AnomalyKind::NonmonotonicSend,
             Anomaly::PollSkip { .. } => AnomalyKind::PollSkip,
             Anomaly::NonmonotonicPoll { .. } => AnomalyKind::NonmonotonicPoll,
@@ -258,6 +294,35 @@ impl fmt::Display for Anomaly {
                     "process {process}, group {message_group}: {:?} acked before {:?} was sent, yet {:?} is at {} {how} ({})",
                     earlier.value, later.value, later.value, later.at, earlier.at
                 )
+            }
+            Anomaly::DeliveryOrder {
+                group,
+                process,
+                message_group,
+                earlier,
+                later,
+                later_delivery_index,
+                earlier_delivery_index,
+                same_poll,
+            } => {
+                let when = match (same_poll, earlier_delivery_index) {
+                    (true, _) => format!("both in poll #{later_delivery_index}, {:?} listed first", later.value),
+                    (false, Some(e)) => format!(
+                        "{:?} delivered by #{later_delivery_index}, {:?} only by a later poll (#{e})",
+                        later.value, earlier.value
+                    ),
+                    (false, None) => {
+                        format!("{:?} delivered by #{later_delivery_index}, {:?} never", later.value, earlier.value)
+                    }
+                };
+                write!(
+                    f,
+                    "group {group}, process {process}, message group {message_group}: {:?} ({}) acked before {:?} ({}) was sent; {when}",
+                    earlier.value, earlier.at, later.value, later.at
+                )
+            }
+            Anomaly::RedeliveredAfterAck { group, value, at, ack_index, read_index } => {
+                write!(f, "group {group}: {value:?} at {at} acked (#{ack_index}), then delivered again (#{read_index})")
             }
             Anomaly::NonmonotonicSend { process, earlier, later } => write!(
                 f,

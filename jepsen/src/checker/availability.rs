@@ -24,6 +24,7 @@ pub(crate) fn stats(m: &Model<'_>) -> Stats {
             Call::Poll(_) => &mut s.polls,
             Call::CommitOffset(_) => &mut s.commit_offsets,
             Call::FetchOffset(_) => &mut s.fetch_offsets,
+            Call::Ack(_) => &mut s.acks,
             Call::Nemesis(_) | Call::FinalRead => continue,
         };
         match op.outcome() {

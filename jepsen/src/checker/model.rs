@@ -107,6 +107,13 @@ impl<K: Copy + Eq + Hash> Interner<K> {
     }
 }
 
+impl Interner<&str> {
+    /// The id of `key`, if it was interned.
+    pub fn get(&self, key: &str) -> Option<u32> {
+        self.ids.get(key).copied()
+    }
+}
+
 pub(crate) struct Model<'h> {
     pub history: &'h [Entry],
     /// Operations in invocation order.
@@ -268,6 +275,11 @@ impl<'h> Model<'h> {
                 })
                 .or_insert(PosReads { first: (r.value, r.index), others: Vec::new() });
         }
+    }
+
+    /// The id of a value seen in the history (sent or read).
+    pub fn value_id(&self, v: &str) -> Option<ValueId> {
+        self.values.get(v)
     }
 
     pub fn value(&self, v: ValueId) -> String {

@@ -5,6 +5,10 @@
 //! queue. A poll marked `reassigned` resets the consumer's positions first: after a rebalance
 //! or a seek, starting elsewhere is legal. An offset "holds a message" if some poll read it or
 //! some send was acknowledged at it; gaps nobody ever saw are not held against the consumer.
+//!
+//! Pops of an orderly consumer group (`orderly` polls) are not a consumer's stream: the broker
+//! chooses what comes next, and a redelivery batch legally skips what was acked in between.
+//! They are skipped here; `order.rs` checks them.
 
 use super::anomaly::{Anomaly, AnomalyKind, Collector};
 use super::hasher::FastMap;
@@ -20,12 +24,17 @@ pub(crate) fn check(m: &Model<'_>, out: &mut Collector) {
     let mut reads = m.reads.iter();
     for e in m.history {
         let (OpType::Ok, Call::Poll(poll)) = (e.kind, &e.call) else { continue };
+        // `m.reads` holds these same messages, in this order, already interned.
+        let polled = reads.by_ref().take(poll.msgs.len());
+        if poll.orderly {
+            polled.for_each(drop);
+            continue;
+        }
         let last = consumers.entry(poll.consumer.as_str()).or_default();
         if poll.reassigned {
             last.clear();
         }
-        // `m.reads` holds these same messages, in this order, already interned.
-        for r in reads.by_ref().take(poll.msgs.len()) {
+        for r in polled {
             let (q, to) = (r.pos.queue, r.pos.offset);
             if let Some(from) = last.insert(q, to) {
                 let consumer = || poll.consumer.clone();

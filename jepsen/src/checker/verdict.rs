@@ -68,6 +68,9 @@ pub struct Stats {
     pub polls: OutcomeCounts,
     pub commit_offsets: OutcomeCounts,
     pub fetch_offsets: OutcomeCounts,
+    /// Acks of popped messages (the fifo workload).
+    #[serde(default)]
+    pub acks: OutcomeCounts,
     /// Messages returned by ok polls, counting re-reads.
     pub messages_read: u64,
     pub distinct_values_read: u64,

@@ -126,6 +126,7 @@ fn stats(v: &Verdict) -> String {
         counts("poll", &s.polls),
         counts("commit_offset", &s.commit_offsets),
         counts("fetch_offset", &s.fetch_offsets),
+        counts("ack", &s.acks),
     ];
     let mut out = String::from("<h2 id=\"stats\">Operations</h2>\n");
     out.push_str(&table(&["f", "total", "ok", "fail", "info"], &rows));

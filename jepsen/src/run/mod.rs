@@ -14,8 +14,10 @@
 //! - [`testbed`]: the running cluster and its verbs (leader, kill, restart, pause, isolate).
 //! - [`nemesis`]: plays the schedule and records nemesis ops.
 //! - [`workload`]: producers, consumers with offset commits, the final read.
+//! - [`fifo`]: the fifo workload's orderly consumer group (pops and acks).
 //! - [`suite`]: several runs over nemesis mixes, then a summary.
 
+pub mod fifo;
 pub mod nemesis;
 pub mod net;
 pub mod procs;
@@ -43,8 +45,29 @@ use workload::Workload;
 /// Where Debian's `faketime` package puts the library.
 pub const DEFAULT_FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
+/// What the clients do (the README's "Workload" and "The fifo workload").
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// Plain sends; one consumer per queue reads by offset and commits offsets.
+    Queue,
+    /// Sends in message groups, each group's one at a time; an orderly consumer group pops and acks.
+    Fifo,
+}
+
+impl WorkloadKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Queue => "queue",
+            WorkloadKind::Fifo => "fifo",
+        }
+    }
+}
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct RunArgs {
+    /// The workload: queue or fifo.
+    #[arg(long, value_enum, default_value_t = WorkloadKind::Queue)]
+    pub workload: WorkloadKind,
     /// Broker replicas in the one broker group.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
@@ -221,7 +244,7 @@ pub async fn run(args: RunArgs) -> Result<report::RunReport, RunError> {
         name,
         seed: Some(seed),
         started_unix_ms: Some(started),
-        workload: Some("queue".into()),
+        workload: Some(args.workload.name().into()),
         nemeses: faults.iter().map(|f| f.name().to_string()).collect(),
         versions: {
             let mut v = versions(&args);
@@ -235,6 +258,13 @@ pub async fn run(args: RunArgs) -> Result<report::RunReport, RunError> {
             ("time_limit_s".into(), args.time_limit.to_string()),
             ("producers".into(), args.producers.to_string()),
             ("queues".into(), args.queues.to_string()),
+            (
+                "message_groups".into(),
+                match args.workload {
+                    WorkloadKind::Queue => "none".into(),
+                    WorkloadKind::Fifo => format!("{} per producer", fifo::GROUPS_PER_PRODUCER),
+                },
+            ),
             ("sdk_retries".into(), args.sdk_retries.to_string()),
             ("subnet".into(), format!("10.231.{}.0/24", topo.id)),
             (
@@ -276,10 +306,18 @@ async fn drive(bed: &Arc<Testbed>, args: &RunArgs, steps: &[schedule::Step], dir
     eprintln!("cluster up, leader n{leader}");
     let cluster =
         raftmq_client::Cluster::new(&[bed.topo.namesrv_addr()]).map_err(|e| RunError::Setup(e.to_string()))?;
-    create_topic(&cluster, args.queues).await?;
+    let fifo = args.workload == WorkloadKind::Fifo;
+    create_topic(&cluster, args.queues, fifo).await?;
 
     let history = Arc::new(HistoryWriter::create(&dir.join(HISTORY_FILE))?);
-    let wl = Workload { cluster, history: history.clone(), queues: args.queues, sdk_retries: args.sdk_retries };
+    let message_groups = if fifo { fifo::GROUPS_PER_PRODUCER } else { 0 };
+    let wl = Workload {
+        cluster,
+        history: history.clone(),
+        queues: args.queues,
+        sdk_retries: args.sdk_retries,
+        message_groups,
+    };
     let (stop_producers, producers_stop) = watch::channel(false);
     let (stop_consumers, consumers_stop) = watch::channel(false);
     let mut producers = Vec::new();
@@ -287,8 +325,14 @@ async fn drive(bed: &Arc<Testbed>, args: &RunArgs, steps: &[schedule::Step], dir
         producers.push(tokio::spawn(wl.clone().producer(p, producers_stop.clone())));
     }
     let mut consumers = Vec::new();
-    for q in 0..args.queues {
-        consumers.push(tokio::spawn(wl.clone().consumer(q, consumers_stop.clone())));
+    if fifo {
+        for i in 0..fifo::FIFO_CONSUMERS {
+            consumers.push(tokio::spawn(wl.clone().fifo_consumer(i, consumers_stop.clone())));
+        }
+    } else {
+        for q in 0..args.queues {
+            consumers.push(tokio::spawn(wl.clone().consumer(q, consumers_stop.clone())));
+        }
     }
     let t0 = tokio::time::Instant::now();
     let nemesis = nemesis::Nemesis { bed: bed.clone(), history: history.clone() };
@@ -302,7 +346,12 @@ async fn drive(bed: &Arc<Testbed>, args: &RunArgs, steps: &[schedule::Step], dir
     let leader = bed.wait_for_leader(Duration::from_secs(30)).await;
     eprintln!("healed; leader {}", leader.map_or("none".into(), |l| format!("n{l}")));
     // Let the consumers catch up on what is committed before the drain starts.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    if fifo {
+        let done = wl.fifo_caught_up(Duration::from_secs(60)).await;
+        eprintln!("orderly group {}", if done { "consumed every queue" } else { "did NOT catch up in 60 s" });
+    } else {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
     let _ = stop_consumers.send(true);
     join_all(consumers).await?;
     let complete = wl.final_read(Duration::from_secs(60)).await?;
@@ -311,10 +360,28 @@ async fn drive(bed: &Arc<Testbed>, args: &RunArgs, steps: &[schedule::Step], dir
     Ok(())
 }
 
-async fn create_topic(cluster: &raftmq_client::Cluster, queues: u32) -> Result<(), RunError> {
+/// Creates the topic (accepting FIFO messages only for the fifo workload, and then the orderly
+/// consumer group too), retrying for 30 s. "Already exists" counts as done: a retry after an
+/// attempt whose answer was lost finds its own work.
+async fn create_topic(cluster: &raftmq_client::Cluster, queues: u32, fifo: bool) -> Result<(), RunError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let types: &[raftmq_client::MessageType] = if fifo { &[raftmq_client::MessageType::Fifo] } else { &[] };
+    let done = |r: Result<(), raftmq_client::Error>| match r {
+        Err(e) if e.to_string().contains("already exists") => Ok(()),
+        r => r,
+    };
+    let (mut topic, mut group) = (false, !fifo);
     loop {
-        match cluster.create_topic(workload::TOPIC, queues, &[]).await {
+        let mut r = Ok(());
+        if !topic {
+            r = done(cluster.create_topic_accepting(workload::TOPIC, queues, types, &[]).await);
+            topic = r.is_ok();
+        }
+        if topic && !group {
+            r = done(cluster.create_consumer_group(fifo::FIFO_GROUP, true, fifo::MAX_ATTEMPTS, &[]).await);
+            group = r.is_ok();
+        }
+        match r {
             Ok(()) => return Ok(()),
             Err(e) if tokio::time::Instant::now() < deadline => {
                 eprintln!("creating the topic: {e}; retrying");

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{RunArgs, RunError};
+use super::{RunArgs, RunError, WorkloadKind};
 use crate::report;
 
 #[derive(clap::Args, Clone, Debug)]
@@ -49,6 +49,12 @@ pub const MIXES: [(usize, &str); 6] = [
     ),
 ];
 
+/// The workload of run `i`: queue and fifo alternate, shifted by one each time the mixes wrap
+/// around, so every mix meets both workloads (over twice `MIXES.len()` runs).
+pub fn workload_of(i: u64) -> WorkloadKind {
+    if (i + i / MIXES.len() as u64).is_multiple_of(2) { WorkloadKind::Queue } else { WorkloadKind::Fifo }
+}
+
 impl SuiteArgs {
     /// The arguments of run `i` (0-based) of the suite. A fault whose prerequisite is missing
     /// here (the fault-test broker, libfaketime) leaves the mix, with a message saying so.
@@ -56,6 +62,7 @@ impl SuiteArgs {
         let (nodes, mix) = MIXES[(i % MIXES.len() as u64) as usize];
         let seed = base_seed.wrapping_add(i);
         let mut run = RunArgs {
+            workload: workload_of(i),
             nodes,
             time_limit: self.time_limit,
             seed: Some(seed),
@@ -94,7 +101,14 @@ pub async fn suite(args: SuiteArgs) -> Result<report::Summary, RunError> {
     std::fs::create_dir_all(&dir).map_err(|e| RunError::Setup(format!("{}: {e}", dir.display())))?;
     for i in 0..args.runs {
         let run = args.run_args(i, base, &dir);
-        eprintln!("suite: run {} of {}: {} nodes, {}", i + 1, args.runs, run.nodes, run.nemesis.join(","));
+        eprintln!(
+            "suite: run {} of {}: {} workload, {} nodes, {}",
+            i + 1,
+            args.runs,
+            run.workload.name(),
+            run.nodes,
+            run.nemesis.join(",")
+        );
         match super::run(run).await {
             Ok(r) => println!("{}: {}", r.name, r.verdict.one_line()),
             Err(RunError::Interrupted) => return Err(RunError::Interrupted),
@@ -124,6 +138,10 @@ mod tests {
         assert_eq!(runs[6].seed, Some(106));
         assert_eq!(runs[1].out, Some(dir.join("01-seed101")));
         assert_eq!(runs[MIXES.len()].nemesis, runs[0].nemesis, "the mixes wrap around");
+        assert_eq!((runs[0].workload, runs[1].workload), (WorkloadKind::Queue, WorkloadKind::Fifo));
+        let pairs: std::collections::BTreeSet<(usize, &str)> =
+            (0..2 * MIXES.len() as u64).map(|i| ((i % MIXES.len() as u64) as usize, workload_of(i).name())).collect();
+        assert_eq!(pairs.len(), 2 * MIXES.len(), "every mix meets both workloads");
         for r in runs {
             assert_eq!(r.time_limit, 30);
             let (_, faults) = r.resolve().expect("every mix parses");

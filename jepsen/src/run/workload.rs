@@ -10,6 +10,9 @@
 //! Each consumer owns one queue and keeps its own position: it starts at 0 and moves past the
 //! last message it received. It never takes the broker's `next_offset` as a seek, so any gap or
 //! step back in what it reads is the broker's doing (`poll-skip`, `nonmonotonic-poll`).
+//!
+//! The `fifo` workload (`fifo.rs`) sends the same way with message groups and consumes through
+//! an orderly consumer group instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,10 +28,10 @@ use crate::history::{Call, ConsumerOffset, HistoryWriter, Message, Poll, Positio
 
 pub const TOPIC: &str = "jepsen";
 /// Process numbers: producers from 0, consumers from here, final readers from [`FINAL_BASE`].
-const CONSUMER_BASE: u64 = 100;
+pub(super) const CONSUMER_BASE: u64 = 100;
 const FINAL_BASE: u64 = 200;
 /// A send or poll that takes longer than this is abandoned as `info`.
-const CALL_LIMIT: Duration = Duration::from_secs(10);
+pub(super) const CALL_LIMIT: Duration = Duration::from_secs(10);
 const POLL_MAX: i32 = 64;
 /// The consumer group whose offsets the consumers commit and fetch.
 pub const CONSUMER_GROUP: &str = "cg";
@@ -46,6 +49,9 @@ pub struct Workload {
     pub history: Arc<HistoryWriter>,
     pub queues: u32,
     pub sdk_retries: usize,
+    /// Message groups per producer: 0 sends plain messages; n > 0 sends value `seq` of producer
+    /// `p` in group `p<p>-g<seq % n>`, so each group's sends are sequential (the fifo workload).
+    pub message_groups: u64,
 }
 
 type Io = std::io::Result<()>;
@@ -62,12 +68,13 @@ pub fn definitely_refused(e: &SdkError) -> bool {
     }
 }
 
-fn queue(id: i32) -> Queue {
+pub(super) fn queue(id: i32) -> Queue {
     Queue { topic: TOPIC.into(), broker: GROUP.into(), id: id.max(0) as u32 }
 }
 
 impl Workload {
-    /// Sends `p-0`, `p-1`, ... one at a time until `stop` turns true.
+    /// Sends `p-0`, `p-1`, ... one at a time until `stop` turns true (in message groups when
+    /// [`Workload::message_groups`] is set).
     pub async fn producer(self, p: u64, stop: watch::Receiver<bool>) -> Io {
         let producer = Producer::new(self.cluster.clone()).with_retries(self.sdk_retries);
         let process = Process::Client(p);
@@ -75,10 +82,13 @@ impl Workload {
             if *stop.borrow() {
                 break;
             }
-            let send =
-                Send { topic: TOPIC.into(), value: format!("{p}-{seq}"), message_group: None, key: None, at: None };
+            let message_group = (self.message_groups > 0).then(|| format!("p{p}-g{}", seq % self.message_groups));
+            let send = Send { topic: TOPIC.into(), value: format!("{p}-{seq}"), message_group, key: None, at: None };
             let inv = self.history.invoke(process, Call::Send(send.clone()))?;
-            let msg = SdkMessage::new(TOPIC, send.value.clone().into_bytes());
+            let mut msg = SdkMessage::new(TOPIC, send.value.clone().into_bytes());
+            if let Some(g) = &send.message_group {
+                msg = msg.with_message_group(g.clone());
+            }
             match tokio::time::timeout(CALL_LIMIT, producer.send(msg)).await {
                 Ok(Ok(r)) => {
                     let at = Position {
@@ -182,8 +192,13 @@ impl Workload {
         pos: &mut i64,
         reassigned: bool,
     ) -> std::io::Result<Option<usize>> {
-        let poll =
-            Poll { consumer: consumer.to_string(), group: Some(CONSUMER_GROUP.into()), reassigned, msgs: Vec::new() };
+        let poll = Poll {
+            consumer: consumer.to_string(),
+            group: Some(CONSUMER_GROUP.into()),
+            reassigned,
+            orderly: false,
+            msgs: Vec::new(),
+        };
         let inv = self.history.invoke(Process::Client(process), Call::Poll(poll.clone()))?;
         let pulled =
             tokio::time::timeout(CALL_LIMIT, reader.pull(TOPIC, GROUP, q as i32, *pos, POLL_MAX, LONG_POLL)).await;

@@ -4,9 +4,9 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use raftmq_jepsen::checker::{self, CheckError};
+use raftmq_jepsen::checker::{self, CheckError, Verdict};
 use raftmq_jepsen::history::{
-    Call, HistoryError, HistoryWriter, OpType, Poll, Process, Queue, parse_history, read_history,
+    Call, Entry, HistoryError, HistoryWriter, OpType, Poll, Process, Queue, parse_history, read_history,
 };
 use raftmq_jepsen::testkit::{H, acked, send};
 
@@ -29,22 +29,46 @@ const GOLDEN: &str = r#"{"index":0,"op":0,"time_ns":1000,"process":3,"type":"inv
 {"index":15,"op":7,"time_ns":5014000000,"process":"nemesis","type":"ok","f":"final_read"}
 "#;
 
-#[test]
-fn golden_lines_round_trip_byte_for_byte() {
-    let entries = parse_history(Cursor::new(GOLDEN)).expect("golden history parses");
-    assert_eq!(entries.len(), 16);
-    for (entry, line) in entries.iter().zip(GOLDEN.lines()) {
+/// Parses `golden`, checks each entry serializes back to its exact line, and checks it.
+fn round_trip(golden: &str, lines: usize) -> (Vec<Entry>, Verdict) {
+    let entries = parse_history(Cursor::new(golden)).expect("golden history parses");
+    assert_eq!(entries.len(), lines);
+    for (entry, line) in entries.iter().zip(golden.lines()) {
         assert_eq!(serde_json::to_string(entry).expect("serializes"), line);
     }
+    let v = checker::check(&entries).expect("well-formed");
+    assert!(v.valid, "{:#?}", v.anomalies);
+    (entries, v)
+}
+
+#[test]
+fn golden_lines_round_trip_byte_for_byte() {
+    let (entries, v) = round_trip(GOLDEN, 16);
     assert_eq!(entries[10].process, Process::NEMESIS);
     assert_eq!(entries[3].kind, OpType::Info);
     let Call::Poll(Poll { reassigned, msgs, .. }) = &entries[5].call else { panic!("not a poll") };
     assert!(*reassigned);
     assert_eq!(msgs[0].queue, Queue { topic: "jepsen".into(), broker: "broker-a".into(), id: 1 });
     // The golden history is itself a valid run.
-    let v = checker::check(&entries).expect("well-formed");
-    assert!(v.valid, "{:#?}", v.anomalies);
     assert_eq!((v.stats.sends.ok, v.stats.sends.info, v.stats.sends.fail), (1, 1, 1));
+}
+
+/// The fifo workload's lines: an orderly pop and an ack (also quoted in the README).
+const GOLDEN_FIFO: &str = r#"{"index":0,"op":0,"time_ns":1000,"process":0,"type":"invoke","f":"send","value":{"topic":"jepsen","value":"0-4","message_group":"p0-g0"}}
+{"index":1,"op":0,"time_ns":2000,"process":0,"type":"ok","f":"send","value":{"topic":"jepsen","value":"0-4","message_group":"p0-g0","at":{"queue":{"topic":"jepsen","broker":"broker-a","id":2},"offset":7}}}
+{"index":2,"op":1,"time_ns":3000,"process":101,"type":"invoke","f":"poll","value":{"consumer":"f1","group":"cg-fifo","reassigned":true,"orderly":true,"msgs":[]}}
+{"index":3,"op":1,"time_ns":4000,"process":101,"type":"ok","f":"poll","value":{"consumer":"f1","group":"cg-fifo","reassigned":true,"orderly":true,"msgs":[{"queue":{"topic":"jepsen","broker":"broker-a","id":2},"offset":7,"value":"0-4"}]}}
+{"index":4,"op":2,"time_ns":5000,"process":101,"type":"invoke","f":"ack","value":{"consumer":"f1","group":"cg-fifo","queue":{"topic":"jepsen","broker":"broker-a","id":2},"offset":7,"value":"0-4"}}
+{"index":5,"op":2,"time_ns":6000,"process":101,"type":"ok","f":"ack","value":{"consumer":"f1","group":"cg-fifo","queue":{"topic":"jepsen","broker":"broker-a","id":2},"offset":7,"value":"0-4"}}
+"#;
+
+#[test]
+fn fifo_lines_round_trip_byte_for_byte() {
+    let (entries, v) = round_trip(GOLDEN_FIFO, 6);
+    let Call::Poll(Poll { orderly, .. }) = &entries[3].call else { panic!("not a poll") };
+    assert!(*orderly);
+    assert_eq!(entries[5].call.name(), "ack");
+    assert_eq!(v.stats.acks.ok, 1);
 }
 
 #[test]

@@ -164,6 +164,89 @@ fn order_violated_when_a_group_splits_across_queues() {
     assert_eq!((earlier.value.as_str(), later.value.as_str()), ("a", "b"));
 }
 
+/// Two sequential sends of producer 1 in message group `g`, stored in order at q0@0 and q0@1.
+fn two_in_order(h: &mut H) -> (u64, u64) {
+    (h.send_ok(1, send_in("a", "g"), 0, 0), h.send_ok(1, send_in("b", "g"), 0, 1))
+}
+
+fn delivery_order(v: &Verdict) -> (&str, &str, Option<u64>, u64, bool) {
+    let Anomaly::DeliveryOrder {
+        group, earlier, later, earlier_delivery_index, later_delivery_index, same_poll, ..
+    } = only(v, AnomalyKind::DeliveryOrder)
+    else {
+        panic!("not delivery-order")
+    };
+    assert_eq!(group, "fifo");
+    (earlier.value.as_str(), later.value.as_str(), *earlier_delivery_index, *later_delivery_index, *same_poll)
+}
+
+#[test]
+fn delivery_order_when_the_orderly_group_gets_the_later_send_first() {
+    let mut h = H::new();
+    let (a, b) = two_in_order(&mut h);
+    let first = h.pop_ok(10, "f0", &[(0, 1, "b")]);
+    h.ack(10, "f0", OpType::Ok, (0, 1, "b"));
+    let second = h.pop_ok(11, "f1", &[(0, 0, "a")]);
+    let v = h.check();
+    assert_eq!(delivery_order(&v), ("a", "b", Some(second), first, false));
+    let Anomaly::DeliveryOrder { earlier, later, process, message_group, .. } =
+        &v.anomalies[&AnomalyKind::DeliveryOrder].examples[0]
+    else {
+        panic!("not delivery-order")
+    };
+    assert_eq!((earlier.send_index, later.send_index), (a, b));
+    assert_eq!((*process, message_group.as_str(), &later.at), (Process::Client(1), "g", &pos(0, 1)));
+}
+
+#[test]
+fn delivery_order_when_the_earlier_send_never_reaches_the_group() {
+    // The drain (a pull, not the orderly group) proves a was stored; the group only ever got b.
+    let mut h = H::new();
+    two_in_order(&mut h);
+    let popped = h.pop_ok(10, "f0", &[(0, 1, "b")]);
+    h.poll_ok(30, "drain", true, &[(0, 0, "a"), (0, 1, "b")]);
+    assert_eq!(delivery_order(&h.check()), ("a", "b", None, popped, false));
+}
+
+#[test]
+fn delivery_order_within_one_pop() {
+    let mut h = H::new();
+    two_in_order(&mut h);
+    let popped = h.pop_ok(10, "f0", &[(0, 1, "b"), (0, 0, "a")]);
+    assert_eq!(delivery_order(&h.check()), ("a", "b", Some(popped), popped, true));
+}
+
+#[test]
+fn sends_stored_out_of_order_are_order_not_delivery_order() {
+    // Delivering b first is right for where they were stored; the storage is at fault.
+    let mut h = H::new();
+    h.send_ok(1, send_in("a", "g"), 0, 1);
+    h.send_ok(1, send_in("b", "g"), 0, 0);
+    h.pop_ok(10, "f0", &[(0, 0, "b"), (0, 1, "a")]);
+    h.pop_ok(11, "f1", &[(0, 0, "b")]);
+    let v = h.check();
+    assert_eq!(kinds(&v), vec![(AnomalyKind::Order, 1), (AnomalyKind::NonmonotonicSend, 1)]);
+}
+
+#[test]
+fn redelivered_after_an_acknowledged_ack() {
+    let mut h = H::new();
+    two_in_order(&mut h);
+    h.pop_ok(10, "f0", &[(0, 0, "a"), (0, 1, "b")]);
+    h.ack(10, "f0", OpType::Info, (0, 1, "b")); // unknown: b may come back
+    let acked = h.ack(10, "f0", OpType::Ok, (0, 0, "a"));
+    let again = h.pop_ok(11, "f1", &[(0, 0, "a"), (0, 1, "b")]);
+    let v = h.check();
+    let expected = Anomaly::RedeliveredAfterAck {
+        group: "fifo".into(),
+        value: "a".into(),
+        at: pos(0, 0),
+        ack_index: acked,
+        read_index: again,
+    };
+    assert_eq!(only(&v, AnomalyKind::RedeliveredAfterAck), &expected);
+}
+
 #[test]
 fn nonmonotonic_send_acks_fall() {
     let mut h = H::new();

@@ -4,7 +4,7 @@
 
 use raftmq_jepsen::checker::{self, AnomalyKind};
 use raftmq_jepsen::history::{Call, Entry, FaultAction, OpType};
-use raftmq_jepsen::testkit::{H, Open, acked, commit, fetch, kinds, polled, send, send_in};
+use raftmq_jepsen::testkit::{H, Open, acked, commit, fetch, kinds, polled, popped, send, send_in};
 
 #[test]
 fn hand_made_clean_history_has_no_anomalies() {
@@ -64,6 +64,68 @@ fn hand_made_clean_history_has_no_anomalies() {
     assert_eq!((s.commit_offsets.total(), s.fetch_offsets.total()), (5, 4));
     assert_eq!((s.messages_read, s.distinct_values_read), (17, 6));
     assert_eq!(v.windows.len(), 1);
+}
+
+#[test]
+fn clean_fifo_history_has_no_anomalies() {
+    // Producer 1 owns message group g1, producer 2 owns g2; each sends one value at a time.
+    let mut h = H::new();
+    h.send_ok(1, send_in("a", "g1"), 0, 0);
+    h.send_ok(2, send_in("p", "g2"), 1, 0);
+    h.send_ok(1, send_in("b", "g1"), 0, 1);
+    // Unknown outcomes carry no order: x landed in between, y landed after z was sent.
+    h.send_unacked(1, send_in("x", "g1"), OpType::Info);
+    h.send_ok(1, send_in("c", "g1"), 0, 3);
+    h.send_unacked(1, send_in("y", "g1"), OpType::Info);
+    h.send_ok(1, send_in("z", "g1"), 0, 4);
+    h.send_ok(2, send_in("q", "g2"), 1, 1);
+
+    // f0 gets a and b; the ack of a lands, the ack of b is unknown and did not land.
+    h.pop_ok(10, "f0", &[(0, 0, "a"), (0, 1, "b"), (1, 0, "p")]);
+    h.ack(10, "f0", OpType::Ok, (0, 0, "a"));
+    h.ack(10, "f0", OpType::Info, (0, 1, "b"));
+    h.ack(10, "f0", OpType::Ok, (1, 0, "p"));
+    // The queue is held while b is out; an empty pop, a failed one.
+    h.pop_ok(11, "f1", &[]);
+    let failed = h.invoke(11, popped("f1", &[]));
+    h.complete(failed, OpType::Info, popped("f1", &[(0, 1, "b")]));
+    // After b's invisible time: b again (a legal redelivery), then what follows, in order.
+    h.pop_ok(11, "f1", &[(0, 1, "b"), (0, 2, "x"), (0, 3, "c")]);
+    for (o, v) in [(1, "b"), (2, "x"), (3, "c")] {
+        h.ack(11, "f1", OpType::Ok, (0, o, v));
+    }
+    // Concurrent pops: f2's is invoked first and answers last with z; f0's, invoked while
+    // f2's is out, answers first with q. Nothing orders q before z's group, or z before y.
+    let slow = h.invoke(12, popped("f2", &[]));
+    h.pop_ok(10, "f0", &[(1, 1, "q")]);
+    h.complete(slow, OpType::Ok, popped("f2", &[(0, 4, "z"), (0, 5, "y")]));
+    h.ack(12, "f2", OpType::Ok, (0, 4, "z"));
+    h.ack(12, "f2", OpType::Ok, (0, 5, "y"));
+
+    let drain = h.final_read();
+    h.poll_ok(30, "drain", true, &[(0, 0, "a"), (0, 1, "b"), (0, 2, "x"), (0, 3, "c"), (0, 4, "z"), (0, 5, "y")]);
+    h.poll_ok(30, "drain", false, &[(1, 0, "p"), (1, 1, "q")]);
+    h.complete(drain, OpType::Ok, Call::FinalRead);
+
+    let v = h.check();
+    assert!(v.valid, "{:#?}", v.anomalies);
+    assert_eq!((v.stats.acks.ok, v.stats.acks.info), (7, 1));
+    assert_eq!((v.stats.sends.ok, v.stats.sends.info), (6, 2));
+}
+
+#[test]
+fn a_pop_answering_late_may_hold_the_earlier_send() {
+    // f1's pop is invoked before f0's answers b, and answers a later: the broker may have handed
+    // a out first (then b only after a's invisible time, or after an ack f1 could not yet send),
+    // so b's delivery is not proved to come first.
+    let mut h = H::new();
+    h.send_ok(1, send_in("a", "g"), 0, 0);
+    h.send_ok(1, send_in("b", "g"), 0, 1);
+    let early = h.invoke(11, popped("f1", &[]));
+    h.pop_ok(10, "f0", &[(0, 1, "b")]);
+    h.complete(early, OpType::Ok, popped("f1", &[(0, 0, "a")]));
+    let v = h.check();
+    assert!(v.valid, "{:#?}", v.anomalies);
 }
 
 /// xorshift64*: enough randomness for a workload shape, fully determined by the seed.
