@@ -14,7 +14,7 @@
 //! - [`cmd`]: how commands are encoded in Raft entries.
 //! - [`sm`]: the replicated state machine, checkpoints, index feeding.
 //! - [`proposer`]: proposing through the leader from any replica; [`batcher`]: coalescing sends.
-//! - [`reader`]: reading a queue by offset.
+//! - [`reader`]: reading a queue by offset; [`timer`]: the leader's timer for delayed messages.
 //! - [`routes`] and [`registration`]: nameserver queries and heartbeats.
 //! - [`clients`]: connected clients and their Telemetry settings (per node, soft state).
 //! - [`service`]: the gRPC services (v2 messaging, forward, admin).
@@ -34,6 +34,7 @@ pub mod registration;
 pub mod routes;
 pub mod service;
 pub mod sm;
+pub mod timer;
 pub mod topic;
 pub mod validate;
 

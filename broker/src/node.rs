@@ -57,6 +57,7 @@ pub struct BrokerNode {
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
     registration: JoinHandle<()>,
+    timer: JoinHandle<()>,
 }
 
 impl BrokerNode {
@@ -114,9 +115,10 @@ impl BrokerNode {
             addr: addr.clone(),
             period: Duration::from_millis(config.namesrv_heartbeat_ms),
         };
+        let timer = tokio::spawn(crate::timer::run(shared.clone(), proposer.clone(), stop_rx.clone()));
         let registration = tokio::spawn(registration.run(shared.clone(), proposer, routes, stop_rx));
         tracing::info!(group = %config.group, node = config.node_id, %addr, "broker replica started");
-        Ok(Self { addr, node_id: config.node_id, group: config.group, raft, shared, stop, server, registration })
+        Ok(Self { addr, node_id: config.node_id, group: config.group, raft, shared, stop, server, registration, timer })
     }
 
     pub fn is_leader(&self) -> bool {
@@ -154,6 +156,7 @@ impl BrokerNode {
     /// Clean stop: unregister from nameservers, stop serving, stop Raft.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        let _ = self.timer.await;
         let _ = self.registration.await;
         let _ = self.server.await;
         if let Err(e) = self.raft.shutdown().await {
@@ -166,6 +169,7 @@ impl BrokerNode {
     /// as it would for a killed process.
     pub async fn kill(self) {
         self.registration.abort();
+        self.timer.abort();
         self.server.abort();
         let _ = self.raft.shutdown().await;
     }

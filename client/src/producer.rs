@@ -45,6 +45,8 @@ pub struct Message {
     pub properties: HashMap<String, String>,
     /// Messages of one group are stored in one queue, in send order.
     pub message_group: Option<String>,
+    /// Not delivered before this time (a delayed message).
+    pub delivery_time: Option<std::time::SystemTime>,
 }
 
 impl Message {
@@ -69,6 +71,16 @@ impl Message {
     /// in which the broker happened to receive them.
     pub fn with_message_group(mut self, group: impl Into<String>) -> Self {
         self.message_group = Some(group.into());
+        self
+    }
+
+    /// A delayed message: stored (and acknowledged) now, delivered to
+    /// consumers from `at` on (the topic must accept
+    /// [`crate::MessageType::Delay`]; the broker refuses more than 24 h ahead
+    /// with ILLEGAL_DELIVERY_TIME). It gets its queue offset when it is due,
+    /// so its receipt's offset is -1.
+    pub fn with_delivery_time(mut self, at: std::time::SystemTime) -> Self {
+        self.delivery_time = Some(at);
         self
     }
 }
@@ -290,9 +302,13 @@ fn bytes_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
+fn timestamp(t: std::time::SystemTime) -> prost_types::Timestamp {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
 fn build_request(msgs: &[Message], ids: &[String], queue: i32) -> v2::SendMessageRequest {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let born = prost_types::Timestamp { seconds: now.as_secs() as i64, nanos: now.subsec_nanos() as i32 };
+    let born = timestamp(std::time::SystemTime::now());
     v2::SendMessageRequest {
         messages: msgs
             .iter()
@@ -307,9 +323,12 @@ fn build_request(msgs: &[Message], ids: &[String], queue: i32) -> v2::SendMessag
                     body_encoding: v2::Encoding::Identity as i32,
                     message_type: if m.message_group.is_some() {
                         v2::MessageType::Fifo
+                    } else if m.delivery_time.is_some() {
+                        v2::MessageType::Delay
                     } else {
                         v2::MessageType::Normal
                     } as i32,
+                    delivery_timestamp: m.delivery_time.map(timestamp),
                     born_timestamp: Some(born),
                     queue_id: queue,
                     message_group: m.message_group.clone(),

@@ -7,7 +7,7 @@ use std::io;
 
 use raftmq_proto::broker::{
     CommandReply, ConsumerGroupConfig, Error as PbError, MetaCommand, ReplyBatch, SendEntryResult, SendResult, SentId,
-    TopicConfig, command_reply, meta_command,
+    StoredMessage, TopicConfig, command_reply, meta_command,
 };
 use raftmq_proto::rocketmq::v2::{Code, Permission};
 use raftmq_raft::LogId;
@@ -16,6 +16,7 @@ use raftmq_store::consume_queue::{CqUnit, tag_hash};
 use raftmq_store::index::IndexEntry;
 
 use super::Shared;
+use super::delay::{DelayQueue, Delayed};
 use super::pop;
 use super::state::Meta;
 use crate::cmd::{self, Command, DecodedBatch};
@@ -70,6 +71,7 @@ fn apply_command(
     match m.cmd {
         Some(meta_command::Cmd::Pop(p)) => pop::apply_pop(shared, meta, index, p),
         Some(meta_command::Cmd::DeadLetter(t)) => pop::apply_dead_letter(shared, meta, t),
+        Some(meta_command::Cmd::FireDelayed(f)) => fire_delayed(shared, meta, f.now_ms),
         Some(meta_command::Cmd::Batch(b)) if top_level => {
             let mut replies = Vec::with_capacity(b.cmds.len());
             for c in b.cmds {
@@ -138,7 +140,7 @@ fn apply_batches(
         let stored: Vec<(String, String, i64)> =
             msgs.iter().map(|(m, _)| (m.topic.clone(), m.message_id.clone(), m.store_timestamp_ms)).collect();
         let clock = meta.window_clock.now_ms;
-        store_batch(shared, base, msgs, &mut pending, &mut entries, index_out);
+        store_batch(shared, base, msgs, &mut pending, &mut meta.delays, &mut entries, index_out);
         for ((topic, message_id, ts), e) in stored.into_iter().zip(&entries[from..]) {
             meta.sent_ids.insert(SentId {
                 topic,
@@ -160,11 +162,16 @@ type PendingUnits = HashMap<(String, i32), (i64, Vec<CqUnit>)>;
 
 /// Assigns queue offsets to a producer batch; the units are written per queue
 /// once the whole entry is applied ([`write_units`]), one write per queue.
+///
+/// A delayed message (delivery time after its store time) gets no offset yet:
+/// it waits in `delays` and joins its queue when a `FireDelayed` finds it due
+/// (its send result and index entry carry queue offset -1).
 fn store_batch(
     shared: &Shared,
     base: u64,
     msgs: DecodedBatch,
     pending: &mut PendingUnits,
+    delays: &mut DelayQueue,
     entries: &mut Vec<SendEntryResult>,
     index_out: &mut Vec<IndexEntry>,
 ) {
@@ -177,23 +184,51 @@ fn store_batch(
             tag_hash: m.tag.as_deref().map(tag_hash).unwrap_or(0),
             store_timestamp_ms: m.store_timestamp_ms,
         };
+        if let Some(due) = m.delivery_timestamp_ms.filter(|due| *due > m.store_timestamp_ms) {
+            delays.push(due, Delayed { topic: m.topic.clone(), queue_id: m.queue_id, unit });
+            entries.push(SendEntryResult { queue_id: m.queue_id, queue_offset: -1, position, error: None });
+            index_out.push(index_entry(m, position, size, -1));
+            continue;
+        }
         let (first, units) = pending
             .entry((m.topic.clone(), m.queue_id))
             .or_insert_with(|| (shared.cq.max_offset(&m.topic, m.queue_id), Vec::new()));
         let offset = *first + units.len() as i64;
         units.push(unit);
         entries.push(SendEntryResult { queue_id: m.queue_id, queue_offset: offset, position, error: None });
-        index_out.push(IndexEntry {
-            topic: m.topic,
-            message_id: m.message_id,
-            keys: m.keys,
-            position,
-            size,
-            store_timestamp_ms: m.store_timestamp_ms,
-            queue_id: m.queue_id,
-            queue_offset: offset,
-        });
+        index_out.push(index_entry(m, position, size, offset));
     }
+}
+
+fn index_entry(m: StoredMessage, position: u64, size: u32, queue_offset: i64) -> IndexEntry {
+    IndexEntry {
+        topic: m.topic,
+        message_id: m.message_id,
+        keys: m.keys,
+        position,
+        size,
+        store_timestamp_ms: m.store_timestamp_ms,
+        queue_id: m.queue_id,
+        queue_offset,
+    }
+}
+
+/// Moves every delayed message due by `now_ms` into its queue (FireDelayed).
+/// A message whose topic was deleted meanwhile went with the topic.
+fn fire_delayed(shared: &Shared, meta: &mut Meta, now_ms: i64) -> io::Result<command_reply::Result> {
+    let mut pending = PendingUnits::new();
+    for d in meta.delays.take_due(now_ms) {
+        if !meta.topics.contains_key(&d.topic) {
+            continue;
+        }
+        pending
+            .entry((d.topic.clone(), d.queue_id))
+            .or_insert_with(|| (shared.cq.max_offset(&d.topic, d.queue_id), Vec::new()))
+            .1
+            .push(d.unit);
+    }
+    write_units(shared, pending)?;
+    Ok(command_reply::Result::Ok(true))
 }
 
 fn write_units(shared: &Shared, pending: PendingUnits) -> io::Result<()> {
@@ -214,11 +249,15 @@ fn writable(permission: i32) -> bool {
 
 fn apply_meta(shared: &Shared, meta: &mut Meta, index: u64, m: MetaCommand) -> command_reply::Result {
     match m.cmd {
-        // Pops read the consume queue (they can fail on I/O) and batches
-        // recurse: both are dispatched by `apply_command` before this.
-        Some(meta_command::Cmd::Pop(_) | meta_command::Cmd::DeadLetter(_) | meta_command::Cmd::Batch(_)) => {
-            error_reply(Code::InternalError, "command dispatched to the wrong handler".into())
-        }
+        // Pops and delayed messages firing touch the consume queues (they can
+        // fail on I/O) and batches recurse: all are dispatched by
+        // `apply_command` before this.
+        Some(
+            meta_command::Cmd::Pop(_)
+            | meta_command::Cmd::DeadLetter(_)
+            | meta_command::Cmd::Batch(_)
+            | meta_command::Cmd::FireDelayed(_),
+        ) => error_reply(Code::InternalError, "command dispatched to the wrong handler".into()),
         Some(meta_command::Cmd::Ack(a)) => pop::apply_ack(meta, a.targets),
         Some(meta_command::Cmd::ChangeInvisible(c)) => pop::apply_change_invisible(meta, index, c),
         Some(meta_command::Cmd::CreateTopic(t)) => {
@@ -250,6 +289,7 @@ fn apply_meta(shared: &Shared, meta: &mut Meta, index: u64, m: MetaCommand) -> c
             meta.offsets.retain(|(_, t, _), _| *t != name);
             meta.pop.retain(|(_, t, _), _| *t != name);
             meta.sent_ids.remove_topic(&name);
+            meta.delays.remove_topic(&name);
             if let Err(e) = shared.cq.delete_topic(&name) {
                 // The config is gone either way; stale queue files are only disk.
                 tracing::warn!(topic = %name, "deleting consume queues failed: {e}");

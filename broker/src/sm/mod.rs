@@ -21,6 +21,7 @@ pub mod apply;
 pub mod attempts;
 pub mod checkpoint;
 pub mod dedup;
+pub mod delay;
 pub mod index_writer;
 pub mod pop;
 pub mod state;

@@ -11,6 +11,7 @@ use raftmq_raft::{LogId, StoredMembership};
 
 use super::attempts::PopAttempts;
 use super::dedup::{SentIds, WindowClock};
+use super::delay::DelayQueue;
 use super::pop::{PopKey, PopQueueState};
 
 /// (consumer group, topic, queue id)
@@ -33,6 +34,8 @@ pub struct Meta {
     pub window_clock: WindowClock,
     /// What recent receive attempts were given (a retried receive gets the same).
     pub pop_attempts: PopAttempts,
+    /// Delayed messages not yet due (not yet in their queues).
+    pub delays: DelayQueue,
 }
 
 impl Meta {
@@ -58,6 +61,7 @@ impl Meta {
             consumer_groups: self.groups.values().cloned().collect(),
             window_clock: Some(self.window_clock.to_pb()),
             pop_attempts: self.pop_attempts.to_pb(),
+            delayed: self.delays.to_pb(),
         }
     }
 
@@ -81,6 +85,7 @@ impl Meta {
             groups: c.consumer_groups.iter().map(|g| (g.name.clone(), g.clone())).collect(),
             window_clock: WindowClock::from_pb(c.window_clock.as_ref()),
             pop_attempts: PopAttempts::from_pb(&c.pop_attempts),
+            delays: DelayQueue::from_pb(&c.delayed),
         })
     }
 }
@@ -97,6 +102,19 @@ mod tests {
         m.last_applied = Some(LogId::new_term_index(3, 99));
         m.next_position = 4096;
         m.groups.insert("cg".into(), ConsumerGroupConfig { name: "cg".into(), fifo: true, max_delivery_attempts: 3 });
+        m.delays.push(
+            5_000,
+            super::super::delay::Delayed {
+                topic: "t".into(),
+                queue_id: 1,
+                unit: raftmq_store::consume_queue::CqUnit {
+                    position: 64,
+                    size: 10,
+                    tag_hash: 3,
+                    store_timestamp_ms: 1,
+                },
+            },
+        );
         let c = m.to_checkpoint(vec![QueueNext { topic: "t".into(), queue_id: 2, next_offset: 20 }]);
         let back = Meta::from_checkpoint(&c).unwrap();
         assert_eq!(back.topics, m.topics);
@@ -104,5 +122,6 @@ mod tests {
         assert_eq!(back.last_applied, m.last_applied);
         assert_eq!(back.next_position, 4096);
         assert_eq!(back.groups, m.groups);
+        assert_eq!(back.delays, m.delays);
     }
 }

@@ -5,6 +5,7 @@ mod cluster_20_replicas;
 mod cluster_30_membership;
 mod cluster_40_groups;
 mod cluster_50_pop;
+mod cluster_55_delay;
 mod cluster_60_bad_input;
 mod cluster_70_sdk_consumer;
 mod cluster_75_fifo_receipts;
