@@ -61,6 +61,9 @@ pub enum TopicCmd {
         /// Also accept FIFO messages (those with a message group).
         #[arg(long)]
         fifo: bool,
+        /// Also accept delayed messages (those with a delivery time).
+        #[arg(long)]
+        delay: bool,
     },
     /// Show which groups serve a topic and where their leaders are.
     Route { name: String },
@@ -102,9 +105,11 @@ fn cluster(namesrv: &str) -> Result<Cluster, String> {
 pub async fn topic(cmd: TopicCmd, namesrv: &str) -> Result<(), String> {
     let c = cluster(namesrv)?;
     match cmd {
-        TopicCmd::Create { name, queues, groups, fifo } => {
-            let types: &[MessageType] = if fifo { &[MessageType::Normal, MessageType::Fifo] } else { &[] };
-            c.create_topic_accepting(&name, queues, types, &groups).await.map_err(|e| e.to_string())?;
+        TopicCmd::Create { name, queues, groups, fifo, delay } => {
+            let mut types = vec![MessageType::Normal];
+            types.extend(fifo.then_some(MessageType::Fifo));
+            types.extend(delay.then_some(MessageType::Delay));
+            c.create_topic_accepting(&name, queues, &types, &groups).await.map_err(|e| e.to_string())?;
             println!("created topic '{name}' with {queues} queues per group");
         }
         TopicCmd::Route { name } => {
