@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::errors::{ClientWriteError, RaftError};
+use openraft::ReadPolicy;
+use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use raftmq_proto::broker::forward_client::ForwardClient;
-use raftmq_proto::broker::{CommandReply, ProposeRequest, propose_response};
+use raftmq_proto::broker::{CommandReply, ProposeRequest, ReadIndexRequest, propose_response};
 use raftmq_raft::network::peer_channel;
 use raftmq_raft::{Cmd, NodeId, Raft};
 use tokio::time::Instant;
@@ -33,6 +34,16 @@ pub struct Proposer {
     peers: Arc<Mutex<HashMap<String, ForwardClient<Channel>>>>,
     /// This process run's id, in every entry it stamps.
     run: u64,
+}
+
+/// What goes through the leader.
+enum Op {
+    Propose(Cmd),
+    ReadIndex,
+}
+
+fn index_reply(index: u64) -> CommandReply {
+    CommandReply { index, result: Some(raftmq_proto::broker::command_reply::Result::Ok(true)) }
 }
 
 /// Where the current leader is, as this node knows it.
@@ -75,6 +86,17 @@ impl Proposer {
 
     /// Proposes `cmd` and waits until it is committed and applied, or `deadline`.
     pub async fn propose(&self, cmd: Cmd, deadline: Instant) -> Result<CommandReply, ApiError> {
+        self.through_leader(&Op::Propose(cmd), deadline).await
+    }
+
+    /// The leader's read index (it confirms its leadership with a quorum
+    /// first): once this replica has applied up to it, a read here is
+    /// linearizable. Nothing is written to the log.
+    pub async fn read_index(&self, deadline: Instant) -> Result<u64, ApiError> {
+        Ok(self.through_leader(&Op::ReadIndex, deadline).await?.index)
+    }
+
+    async fn through_leader(&self, op: &Op, deadline: Instant) -> Result<CommandReply, ApiError> {
         loop {
             if Instant::now() >= deadline {
                 return Err(ApiError::no_leader(&self.group));
@@ -84,16 +106,37 @@ impl Proposer {
                 continue;
             };
             if leader.id == self.node_id {
-                match self.propose_local(cmd.clone(), deadline).await {
+                let local = match op {
+                    Op::Propose(cmd) => self.propose_local(cmd.clone(), deadline).await,
+                    Op::ReadIndex => self.read_index_local(deadline).await.map(|i| i.map(index_reply)),
+                };
+                match local {
                     Ok(Some(reply)) => return Ok(reply),
-                    Ok(None) => continue, // lost leadership before appending: retry at the new leader
+                    Ok(None) => continue, // lost leadership before acting: retry at the new leader
                     Err(e) => return Err(e),
                 }
             }
-            match self.forward(&leader.addr, cmd.clone(), deadline).await? {
+            match self.forward(&leader.addr, op, deadline).await? {
                 Some(reply) => return Ok(reply),
                 None => tokio::time::sleep(ELECTION_POLL).await,
             }
+        }
+    }
+
+    /// `Ok(None)`: this node is not the leader.
+    pub async fn read_index_local(&self, deadline: Instant) -> Result<Option<u64>, ApiError> {
+        match tokio::time::timeout_at(deadline, self.raft.get_read_linearizer(ReadPolicy::ReadIndex)).await {
+            Err(_) => Err(ApiError::timeout("confirming leadership for a read")),
+            Ok(Ok(l)) => Ok(Some(l.read_log_id().index())),
+            Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_)))) => Ok(None),
+            Ok(Err(RaftError::APIError(e))) => Err(ApiError::new(
+                raftmq_proto::rocketmq::v2::Code::HaNotAvailable,
+                format!("the leader cannot confirm its leadership: {e}"),
+            )),
+            Ok(Err(RaftError::Fatal(f))) => Err(ApiError::new(
+                raftmq_proto::rocketmq::v2::Code::HaNotAvailable,
+                format!("this replica stopped: {f}"),
+            )),
         }
     }
 
@@ -116,11 +159,23 @@ impl Proposer {
     }
 
     /// `Ok(None)`: the target was not the leader or could not be reached before sending.
-    async fn forward(&self, addr: &str, cmd: Cmd, deadline: Instant) -> Result<Option<CommandReply>, ApiError> {
+    async fn forward(&self, addr: &str, op: &Op, deadline: Instant) -> Result<Option<CommandReply>, ApiError> {
         let mut client = self.client(addr)?;
-        let mut req = tonic::Request::new(ProposeRequest { group: self.group.to_string(), command: cmd.0 });
-        req.set_timeout(deadline.saturating_duration_since(Instant::now()));
-        match client.propose(req).await {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let group = self.group.to_string();
+        let sent = match op {
+            Op::Propose(cmd) => {
+                let mut req = tonic::Request::new(ProposeRequest { group, command: cmd.0.clone() });
+                req.set_timeout(timeout);
+                client.propose(req).await
+            }
+            Op::ReadIndex => {
+                let mut req = tonic::Request::new(ReadIndexRequest { group });
+                req.set_timeout(timeout);
+                client.read_index(req).await
+            }
+        };
+        match sent {
             Ok(resp) => match resp.into_inner().result {
                 Some(propose_response::Result::Reply(r)) => Ok(Some(r)),
                 Some(propose_response::Result::NotLeader(_)) => Ok(None),
@@ -129,8 +184,8 @@ impl Proposer {
             },
             // Nothing was sent: the leader's port refused the connection.
             Err(s) if s.code() == tonic::Code::Unavailable && is_connect_error(&s) => Ok(None),
-            Err(s) if s.code() == tonic::Code::DeadlineExceeded => Err(ApiError::timeout("the forwarded write")),
-            Err(s) => Err(ApiError::timeout(&format!("the write forwarded to {addr} ({})", s.message()))),
+            Err(s) if s.code() == tonic::Code::DeadlineExceeded => Err(ApiError::timeout("the forwarded request")),
+            Err(s) => Err(ApiError::timeout(&format!("the request forwarded to {addr} ({})", s.message()))),
         }
     }
 

@@ -3,7 +3,9 @@
 //! stale view can never make a request circle between nodes).
 
 use raftmq_proto::broker::forward_server::Forward;
-use raftmq_proto::broker::{NotLeader, ProposeRequest, ProposeResponse, propose_response};
+use raftmq_proto::broker::{
+    CommandReply, NotLeader, ProposeRequest, ProposeResponse, ReadIndexRequest, command_reply, propose_response,
+};
 use raftmq_raft::Cmd;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
@@ -22,36 +24,56 @@ impl ForwardService {
     }
 }
 
+impl ForwardService {
+    fn check_group(&self, group: &str) -> Result<(), Status> {
+        if group == self.group {
+            return Ok(());
+        }
+        Err(Status::failed_precondition(format!("forward for group '{group}' reached group '{}'", self.group)))
+    }
+
+    fn not_leader(&self) -> propose_response::Result {
+        let l = self.proposer.leader();
+        propose_response::Result::NotLeader(NotLeader {
+            leader_id: l.as_ref().map(|l| l.id).unwrap_or(0),
+            leader_addr: l.map(|l| l.addr).unwrap_or_default(),
+        })
+    }
+
+    /// Answers `local`'s outcome, or NotLeader when this node does not lead.
+    fn respond(&self, outcome: Result<Option<CommandReply>, crate::error::ApiError>) -> Response<ProposeResponse> {
+        let result = match outcome {
+            Ok(Some(reply)) => propose_response::Result::Reply(reply),
+            Ok(None) => self.not_leader(),
+            Err(e) => {
+                propose_response::Result::Error(raftmq_proto::broker::Error { code: e.code as i32, message: e.message })
+            }
+        };
+        Response::new(ProposeResponse { result: Some(result) })
+    }
+}
+
 #[tonic::async_trait]
 impl Forward for ForwardService {
     async fn propose(&self, request: Request<ProposeRequest>) -> Result<Response<ProposeResponse>, Status> {
         let deadline: Instant = deadline_of(&request);
         let req = request.into_inner();
-        if req.group != self.group {
-            return Err(Status::failed_precondition(format!(
-                "forward for group '{}' reached group '{}'",
-                req.group, self.group
-            )));
+        self.check_group(&req.group)?;
+        if !self.proposer.is_leader() {
+            return Ok(self.respond(Ok(None)));
         }
-        let not_leader = || {
-            let l = self.proposer.leader();
-            propose_response::Result::NotLeader(NotLeader {
-                leader_id: l.as_ref().map(|l| l.id).unwrap_or(0),
-                leader_addr: l.map(|l| l.addr).unwrap_or_default(),
-            })
-        };
-        let result = if !self.proposer.is_leader() {
-            not_leader()
-        } else {
-            match self.proposer.propose_local(Cmd(req.command), deadline).await {
-                Ok(Some(reply)) => propose_response::Result::Reply(reply),
-                Ok(None) => not_leader(),
-                Err(e) => propose_response::Result::Error(raftmq_proto::broker::Error {
-                    code: e.code as i32,
-                    message: e.message,
-                }),
-            }
-        };
-        Ok(Response::new(ProposeResponse { result: Some(result) }))
+        Ok(self.respond(self.proposer.propose_local(Cmd(req.command), deadline).await))
+    }
+
+    async fn read_index(&self, request: Request<ReadIndexRequest>) -> Result<Response<ProposeResponse>, Status> {
+        let deadline: Instant = deadline_of(&request);
+        let req = request.into_inner();
+        self.check_group(&req.group)?;
+        let outcome = self
+            .proposer
+            .read_index_local(deadline)
+            .await
+            .map(|index| index.map(|index| CommandReply { index, result: Some(command_reply::Result::Ok(true)) }));
+        Ok(self.respond(outcome))
     }
 }

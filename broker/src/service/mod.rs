@@ -19,11 +19,9 @@ pub mod telemetry;
 
 use std::time::Duration;
 
-use raftmq_proto::broker::{MetaBatch, MetaCommand, meta_command};
 use raftmq_proto::rocketmq::v2::Code;
 use tokio::time::Instant;
 
-use crate::cmd;
 use crate::error::ApiError;
 use crate::proposer::Proposer;
 use crate::sm::Shared;
@@ -45,13 +43,13 @@ pub fn deadline_of<T>(req: &tonic::Request<T>) -> Instant {
 }
 
 /// Makes this replica's state at least as new as everything committed before
-/// the call: an empty entry goes through the leader, and the answer waits
-/// until this replica has applied it. Reads of replicated state (committed
-/// offsets, queue ends, pop progress) after it never go back in time, even on
-/// a replica that just restarted and is still catching up.
+/// the call: the leader confirms its leadership and names its read index (a
+/// Raft ReadIndex, no log write), and the answer waits until this replica has
+/// applied up to it. Reads of replicated state (committed offsets, queue ends,
+/// pop progress) after it never go back in time, even on a replica that just
+/// restarted and is still catching up.
 pub async fn read_barrier(proposer: &Proposer, shared: &Shared, deadline: Instant) -> Result<(), ApiError> {
-    let empty = MetaCommand { cmd: Some(meta_command::Cmd::Batch(MetaBatch { cmds: Vec::new() })) };
-    let index = proposer.propose(cmd::encode_meta(&empty), deadline).await?.index;
+    let index = proposer.read_index(deadline).await?;
     let mut applied = shared.subscribe_applied();
     match tokio::time::timeout_at(deadline, applied.wait_for(|a| *a >= index)).await {
         Ok(Ok(_)) => Ok(()),
