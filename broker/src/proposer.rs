@@ -14,7 +14,7 @@ use std::time::Duration;
 use openraft::errors::{ClientWriteError, RaftError};
 use raftmq_proto::broker::forward_client::ForwardClient;
 use raftmq_proto::broker::{CommandReply, ProposeRequest, propose_response};
-use raftmq_raft::network::peer_channel;
+use raftmq_raft::network::Dialer;
 use raftmq_raft::{Cmd, NodeId, Raft};
 use tokio::time::Instant;
 use tonic::transport::Channel;
@@ -33,6 +33,7 @@ pub struct Proposer {
     peers: Arc<Mutex<HashMap<String, ForwardClient<Channel>>>>,
     /// This process run's id, in every entry it stamps.
     run: u64,
+    dialer: Dialer,
 }
 
 /// Where the current leader is, as this node knows it.
@@ -44,7 +45,12 @@ pub struct LeaderInfo {
 
 impl Proposer {
     pub fn new(group: &str, node_id: NodeId, raft: Raft<BrokerStateMachine>) -> Self {
-        Self { group: group.into(), node_id, raft, peers: Arc::default(), run: rand::random() }
+        Self::with_dialer(group, node_id, raft, Dialer::tcp())
+    }
+
+    /// A proposer that forwards through `dialer`'s channels (the simulation's network).
+    pub fn with_dialer(group: &str, node_id: NodeId, raft: Raft<BrokerStateMachine>, dialer: Dialer) -> Self {
+        Self { group: group.into(), node_id, raft, peers: Arc::default(), run: rand::random(), dialer }
     }
 
     pub fn raft(&self) -> &Raft<BrokerStateMachine> {
@@ -67,7 +73,7 @@ impl Proposer {
         if let Some(c) = peers.get(addr) {
             return Ok(c.clone());
         }
-        let ch = peer_channel(addr).map_err(|e| ApiError::internal(format!("bad peer address {addr}: {e}")))?;
+        let ch = self.dialer.dial(addr).map_err(|e| ApiError::internal(format!("bad peer address {addr}: {e}")))?;
         let c = ForwardClient::new(ch).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
         peers.insert(addr.to_string(), c.clone());
         Ok(c)
@@ -86,7 +92,13 @@ impl Proposer {
             if leader.id == self.node_id {
                 match self.propose_local(cmd.clone(), deadline).await {
                     Ok(Some(reply)) => return Ok(reply),
-                    Ok(None) => continue, // lost leadership before appending: retry at the new leader
+                    // Not appended: leadership was lost, or this leader's lease expired (it
+                    // is cut off from a quorum and still calls itself leader). Retrying at once
+                    // spun a core until the deadline (found by the simulation, tests/sim).
+                    Ok(None) => {
+                        tokio::time::sleep(ELECTION_POLL).await;
+                        continue;
+                    }
                     Err(e) => return Err(e),
                 }
             }
