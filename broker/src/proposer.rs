@@ -15,7 +15,7 @@ use openraft::ReadPolicy;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use raftmq_proto::broker::forward_client::ForwardClient;
 use raftmq_proto::broker::{CommandReply, ProposeRequest, ReadIndexRequest, propose_response};
-use raftmq_raft::network::peer_channel;
+use raftmq_raft::network::Dialer;
 use raftmq_raft::{Cmd, NodeId, Raft};
 use tokio::time::Instant;
 use tonic::transport::Channel;
@@ -34,6 +34,7 @@ pub struct Proposer {
     peers: Arc<Mutex<HashMap<String, ForwardClient<Channel>>>>,
     /// This process run's id, in every entry it stamps.
     run: u64,
+    dialer: Dialer,
 }
 
 /// What goes through the leader.
@@ -55,7 +56,12 @@ pub struct LeaderInfo {
 
 impl Proposer {
     pub fn new(group: &str, node_id: NodeId, raft: Raft<BrokerStateMachine>) -> Self {
-        Self { group: group.into(), node_id, raft, peers: Arc::default(), run: rand::random() }
+        Self::with_dialer(group, node_id, raft, Dialer::tcp())
+    }
+
+    /// A proposer that forwards through `dialer`'s channels (the simulation's network).
+    pub fn with_dialer(group: &str, node_id: NodeId, raft: Raft<BrokerStateMachine>, dialer: Dialer) -> Self {
+        Self { group: group.into(), node_id, raft, peers: Arc::default(), run: rand::random(), dialer }
     }
 
     pub fn raft(&self) -> &Raft<BrokerStateMachine> {
@@ -78,7 +84,7 @@ impl Proposer {
         if let Some(c) = peers.get(addr) {
             return Ok(c.clone());
         }
-        let ch = peer_channel(addr).map_err(|e| ApiError::internal(format!("bad peer address {addr}: {e}")))?;
+        let ch = self.dialer.dial(addr).map_err(|e| ApiError::internal(format!("bad peer address {addr}: {e}")))?;
         let c = ForwardClient::new(ch).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
         peers.insert(addr.to_string(), c.clone());
         Ok(c)
@@ -112,7 +118,13 @@ impl Proposer {
                 };
                 match local {
                     Ok(Some(reply)) => return Ok(reply),
-                    Ok(None) => continue, // lost leadership before acting: retry at the new leader
+                    // Not done here: leadership was lost, or this leader's lease expired (it
+                    // is cut off from a quorum and still calls itself leader). Retrying at once
+                    // spun a core until the deadline (found by the simulation, tests/sim).
+                    Ok(None) => {
+                        tokio::time::sleep(ELECTION_POLL).await;
+                        continue;
+                    }
                     Err(e) => return Err(e),
                 }
             }

@@ -77,6 +77,12 @@ impl RaftConfig {
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: u64::MAX,
             enable_pre_vote: Some(true),
+            // A leader that restarts must win an election again. Restoring leadership in the
+            // same term is unsafe with a log that loses its unsynced tail in a power loss:
+            // entries the leader had already sent to followers come back as *different*
+            // entries under the same (term, index), and followers append after them because
+            // the log ids match (found by the simulation, broker/tests/sim, seeds 3 and 26).
+            enable_leader_restore: Some(false),
             ..Default::default()
         };
         let cfg = cfg.validate().map_err(|e| RaftConfigError::Openraft(e.to_string()))?;

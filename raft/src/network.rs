@@ -29,6 +29,9 @@ use crate::types::{NodeId, SnapshotData, TypeConfig, Vote};
 
 type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotData>;
 
+/// How long a peer that could not be reached is left alone (see [`PeerClient::backoff`]).
+const UNREACHABLE_PAUSE: Duration = Duration::from_millis(200);
+
 /// Largest gRPC message a peer accepts: AppendEntries batches are byte-capped by
 /// the log store well below this.
 pub const MAX_RAFT_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -36,13 +39,45 @@ pub const MAX_RAFT_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Creates a [`Channel`] to `addr` (host:port) with the keepalive and timeouts all
 /// internal RPCs use. The channel connects lazily and reconnects by itself.
 pub fn peer_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(peer_endpoint(addr)?.connect_lazy())
+}
+
+/// The [`Endpoint`] behind [`peer_channel`]: keepalive and timeouts, not yet connected.
+pub fn peer_endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_millis(500))
         .http2_keep_alive_interval(Duration::from_millis(500))
         .keep_alive_timeout(Duration::from_millis(1000))
         .keep_alive_while_idle(true)
-        .tcp_nodelay(true)
-        .connect_lazy())
+        .tcp_nodelay(true))
+}
+
+/// Opens the channel to a peer address. [`Dialer::tcp`] ([`peer_channel`]) in production; the
+/// deterministic simulation (`broker/tests/sim`) dials through its simulated network with
+/// [`Dialer::custom`], usually `peer_endpoint(addr)?.connect_with_connector_lazy(..)`.
+#[derive(Clone)]
+pub struct Dialer(Arc<DialFn>);
+
+type DialFn = dyn Fn(&str) -> Result<Channel, tonic::transport::Error> + Send + Sync;
+
+impl Dialer {
+    pub fn tcp() -> Self {
+        Self(Arc::new(peer_channel))
+    }
+
+    pub fn custom(dial: impl Fn(&str) -> Result<Channel, tonic::transport::Error> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(dial))
+    }
+
+    pub fn dial(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        (self.0)(addr)
+    }
+}
+
+impl Default for Dialer {
+    fn default() -> Self {
+        Self::tcp()
+    }
 }
 
 /// Builds [`PeerClient`]s, sharing one channel per peer address.
@@ -50,11 +85,16 @@ pub fn peer_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
 pub struct GrpcNetworkFactory {
     group: Arc<str>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    dialer: Dialer,
 }
 
 impl GrpcNetworkFactory {
     pub fn new(group: &str) -> Self {
-        Self { group: group.into(), channels: Arc::default() }
+        Self::with_dialer(group, Dialer::tcp())
+    }
+
+    pub fn with_dialer(group: &str, dialer: Dialer) -> Self {
+        Self { group: group.into(), channels: Arc::default(), dialer }
     }
 
     fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
@@ -62,7 +102,7 @@ impl GrpcNetworkFactory {
         if let Some(ch) = map.get(addr) {
             return Ok(ch.clone());
         }
-        let ch = peer_channel(addr)?;
+        let ch = self.dialer.dial(addr)?;
         map.insert(addr.to_string(), ch.clone());
         Ok(ch)
     }
@@ -188,7 +228,17 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             let timeout = self.timeout(RPCTypes::AppendEntries, &option);
             let responses = match tokio::time::timeout(ttl, client.stream_append(requests)).await {
                 Err(_) => return Err(RPCError::Timeout(timeout)),
-                Ok(Err(status)) => return Err(status_to_rpc_error(&self.addr, status)),
+                Ok(Err(status)) => {
+                    let err = status_to_rpc_error(&self.addr, status);
+                    if matches!(err, RPCError::Unreachable(_)) {
+                        // openraft applies its backoff while it feeds the request stream,
+                        // which a stream that never opened does not poll: without this
+                        // pause a refused connection is retried in a tight loop (found by
+                        // the simulation, broker/tests/sim).
+                        tokio::time::sleep(UNREACHABLE_PAUSE).await;
+                    }
+                    return Err(err);
+                }
                 Ok(Ok(r)) => r.into_inner(),
             };
             let addr = self.addr.clone();
@@ -294,7 +344,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     fn backoff(&self) -> Option<Backoff> {
         // A down peer is retried every 200 ms: fast enough that a restarted
         // replica catches up at once, slow enough not to spin on 2 cores.
-        Some(Backoff::new(std::iter::repeat(Duration::from_millis(200))))
+        Some(Backoff::new(std::iter::repeat(UNREACHABLE_PAUSE)))
     }
 }
 

@@ -19,7 +19,12 @@ use raftmq_raft::{Cmd, Entry, LogId, Membership, TypeConfig};
 pub const SEG: u64 = 64 * 1024;
 
 pub fn cfg() -> CommitLogConfig {
-    CommitLogConfig { segment_bytes: SEG, durability: Durability::Sync, max_read_bytes: 4 << 20 }
+    CommitLogConfig {
+        segment_bytes: SEG,
+        durability: Durability::Sync,
+        max_read_bytes: 4 << 20,
+        background_io: Default::default(),
+    }
 }
 
 pub fn async_cfg(flush_interval: Duration) -> CommitLogConfig {

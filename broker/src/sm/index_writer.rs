@@ -1,8 +1,12 @@
 //! Feeds the message-id/key index from a background thread, so its cost
 //! stays off the apply path. The index is derived state: it may lag the
 //! applied index, and a checkpoint first waits for it to catch up (`flush`).
+//!
+//! [`IndexWriter::inline`] (deterministic simulation only) starts no thread and
+//! indexes on the applying task: a thread's progress is wall-clock time, which
+//! a simulated clock cannot replay.
 
-use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 
 use raftmq_store::index::{IndexEntry, MessageIndex};
@@ -15,6 +19,8 @@ enum Job {
 pub struct IndexWriter {
     tx: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// Inline mode: the index and the first insert failure.
+    inline: Option<(MessageIndex, Mutex<Option<String>>)>,
 }
 
 impl IndexWriter {
@@ -53,12 +59,24 @@ impl IndexWriter {
                 }
             })
             .ok();
-        Self { tx: Some(tx), thread }
+        Self { tx: Some(tx), thread, inline: None }
+    }
+
+    /// Indexes on the caller's thread, with no background thread.
+    pub fn inline(index: MessageIndex) -> Self {
+        Self { tx: None, thread: None, inline: Some((index, Mutex::new(None))) }
     }
 
     /// Queues entries applied at `applied_index` for indexing.
     pub fn submit(&self, entries: Vec<IndexEntry>, applied_index: u64) {
         if entries.is_empty() {
+            return;
+        }
+        if let Some((index, failed)) = &self.inline {
+            if let Err(e) = index.insert_batch(&entries, applied_index) {
+                tracing::error!("message index insert failed: {e}");
+                failed.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e.to_string());
+            }
             return;
         }
         if let Some(tx) = &self.tx {
@@ -68,6 +86,9 @@ impl IndexWriter {
 
     /// Waits until everything submitted so far is indexed and flushed to disk.
     pub fn flush(&self) -> Result<(), String> {
+        if let Some((index, failed)) = &self.inline {
+            return flush(index, &failed.lock().unwrap_or_else(PoisonError::into_inner));
+        }
         let (wtx, wrx) = mpsc::sync_channel(1);
         let tx = self.tx.as_ref().ok_or("index writer stopped")?;
         tx.send(Job::Flush(wtx)).map_err(|_| "index writer stopped".to_string())?;

@@ -29,7 +29,7 @@ pub mod state;
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
@@ -40,6 +40,7 @@ use raftmq_store::commitlog::CommitLog;
 use raftmq_store::consume_queue::ConsumeQueueStore;
 use raftmq_store::index::MessageIndex;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use self::checkpoint::CheckpointFile;
 use self::index_writer::IndexWriter;
@@ -79,7 +80,10 @@ pub struct BrokerStateMachine {
     /// The checkpoint being written in the background, if any.
     checkpoint_task: Option<std::thread::JoinHandle<io::Result<()>>>,
     checkpoint_interval: Duration,
+    /// tokio's clock, so a simulation's paused clock times checkpoints too.
     last_checkpoint: Instant,
+    /// Checkpoints written on the applying task (see [`BrokerStateMachine::open_inline`]).
+    inline: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +130,27 @@ fn ahead_of_log(c: &Checkpoint, log: &CommitLog) -> Result<bool, SmOpenError> {
 impl BrokerStateMachine {
     /// Opens the derived stores under `dir` and recovers them to the last checkpoint.
     pub fn open(dir: &Path, log: CommitLog, checkpoint_interval: Duration) -> Result<(Self, Arc<Shared>), SmOpenError> {
+        Self::open_with(dir, log, checkpoint_interval, false)
+    }
+
+    /// [`open`](Self::open) for the deterministic simulation (`broker/tests/sim`): the index
+    /// writer and checkpoints run on the applying task instead of threads, whose progress is
+    /// wall-clock time a simulated clock cannot replay. Pair it with a CommitLog on
+    /// `BackgroundIo::SimulatedTasks`.
+    pub fn open_inline(
+        dir: &Path,
+        log: CommitLog,
+        checkpoint_interval: Duration,
+    ) -> Result<(Self, Arc<Shared>), SmOpenError> {
+        Self::open_with(dir, log, checkpoint_interval, true)
+    }
+
+    fn open_with(
+        dir: &Path,
+        log: CommitLog,
+        checkpoint_interval: Duration,
+        inline: bool,
+    ) -> Result<(Self, Arc<Shared>), SmOpenError> {
         let cq =
             ConsumeQueueStore::open(&dir.join("cq"), CQ_UNITS_PER_FILE).map_err(|e| SmOpenError::Cq(e.to_string()))?;
         let index = MessageIndex::open(&dir.join("index")).map_err(|e| SmOpenError::Index(e.to_string()))?;
@@ -171,11 +196,12 @@ impl BrokerStateMachine {
         let shared = Arc::new(Shared { log, cq, index: index.clone(), meta: RwLock::new(meta), applied_tx });
         let sm = Self {
             shared: shared.clone(),
-            index_writer: Arc::new(IndexWriter::start(index)),
+            index_writer: Arc::new(if inline { IndexWriter::inline(index) } else { IndexWriter::start(index) }),
             checkpoint: Arc::new(checkpoint),
             checkpoint_task: None,
             checkpoint_interval,
             last_checkpoint: Instant::now(),
+            inline,
         };
         Ok((sm, shared))
     }
@@ -193,17 +219,7 @@ impl BrokerStateMachine {
             }
             task.join().map_err(|_| io::Error::other("the checkpoint thread panicked"))??;
         }
-        let queues = self
-            .shared
-            .cq
-            .queues()
-            .into_iter()
-            .map(|(topic, queue_id)| {
-                let next_offset = self.shared.cq.max_offset(&topic, queue_id);
-                QueueNext { topic, queue_id, next_offset }
-            })
-            .collect();
-        let c = self.shared.meta().to_checkpoint(queues);
+        let c = self.capture();
         let (index, shared, file) = (self.index_writer.clone(), self.shared.clone(), self.checkpoint.clone());
         self.checkpoint_task = Some(std::thread::Builder::new().name("raftmq-checkpoint".into()).spawn(move || {
             // openraft may apply an entry once a quorum holds it, before this
@@ -216,6 +232,31 @@ impl BrokerStateMachine {
         })?);
         self.last_checkpoint = Instant::now();
         Ok(())
+    }
+
+    /// The same checkpoint, written on the applying task ([`open_inline`](Self::open_inline)).
+    async fn checkpoint_inline(&mut self) -> io::Result<()> {
+        let c = self.capture();
+        self.last_checkpoint = Instant::now();
+        self.shared.log.flush().await.map_err(io::Error::other)?; // I21, as above
+        self.index_writer.flush().map_err(io::Error::other)?;
+        self.shared.cq.flush().map_err(io::Error::other)?;
+        self.checkpoint.store(&c).map_err(io::Error::other)
+    }
+
+    /// The state applied so far, as a checkpoint.
+    fn capture(&self) -> Checkpoint {
+        let queues = self
+            .shared
+            .cq
+            .queues()
+            .into_iter()
+            .map(|(topic, queue_id)| {
+                let next_offset = self.shared.cq.max_offset(&topic, queue_id);
+                QueueNext { topic, queue_id, next_offset }
+            })
+            .collect();
+        self.shared.meta().to_checkpoint(queues)
     }
 }
 
@@ -260,7 +301,11 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
             self.index_writer.submit(std::mem::take(&mut index_out), idx);
             self.shared.applied_tx.send_replace(idx);
             if self.last_checkpoint.elapsed() >= self.checkpoint_interval {
-                self.start_checkpoint()?;
+                if self.inline {
+                    self.checkpoint_inline().await?;
+                } else {
+                    self.start_checkpoint()?;
+                }
             }
         }
         Ok(())

@@ -9,6 +9,9 @@
 //!
 //! The spare exists on disk under its final name while unused. That is safe: it is all zeros,
 //! so recovery sees an empty trailing segment and removes it.
+//!
+//! Without the thread (`BackgroundIo::SimulatedTasks`, the deterministic simulation) nothing is
+//! prepared ahead and every roll creates its segment on the calling task.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -37,6 +40,8 @@ struct Shared {
 pub(crate) struct Allocator {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// No thread: segments are created by `take`.
+    inline: bool,
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, State> {
@@ -44,16 +49,22 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 }
 
 impl Allocator {
-    pub fn start(io: Arc<dyn IoBackend>, dir: PathBuf, segment_bytes: u64) -> std::io::Result<Self> {
+    pub fn start(io: Arc<dyn IoBackend>, dir: PathBuf, segment_bytes: u64, thread: bool) -> std::io::Result<Self> {
         let shared =
             Arc::new(Shared { io, dir, segment_bytes, state: Mutex::new(State::default()), changed: Condvar::new() });
+        if !thread {
+            return Ok(Self { shared, thread: Mutex::new(None), inline: true });
+        }
         let worker = shared.clone();
         let thread = std::thread::Builder::new().name("raftmq-segalloc".into()).spawn(move || run(&worker))?;
-        Ok(Self { shared, thread: Mutex::new(Some(thread)) })
+        Ok(Self { shared, thread: Mutex::new(Some(thread)), inline: false })
     }
 
     /// Starts preparing the segment at `base` unless it is already ready or in progress.
     pub fn prepare(&self, base: u64) {
+        if self.inline {
+            return;
+        }
         let mut st = lock(&self.shared);
         let have = st.ready.as_ref().is_some_and(|(b, _)| *b == base) || st.busy == Some(base);
         if !have {

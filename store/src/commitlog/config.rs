@@ -21,6 +21,22 @@ pub enum Durability {
     Async { flush_interval: Duration },
 }
 
+/// Where the CommitLog's background I/O (group-commit fsyncs, segment preallocation) runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackgroundIo {
+    /// A flusher thread and an allocator thread. The default, and the only production choice:
+    /// `fdatasync` blocks for milliseconds and must not stall runtime workers.
+    #[default]
+    Threads,
+    /// Deterministic simulation only (`broker/tests/sim`): no threads. The flusher is a task on
+    /// the current tokio runtime that syncs `sync_latency` (of tokio's clock) after work arrives,
+    /// and a segment is created when the log rolls onto it. A thread finishes at a wall-clock
+    /// time that a simulated clock cannot replay; a task's progress is part of the simulation,
+    /// and data stays written-but-unsynced for `sync_latency`, so a simulated crash can lose it.
+    /// `open` must be called inside a tokio runtime.
+    SimulatedTasks { sync_latency: Duration },
+}
+
 /// CommitLog settings. `Default` holds the production defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitLogConfig {
@@ -35,11 +51,18 @@ pub struct CommitLogConfig {
     /// Cap on the record bytes one `limited_get_log_entries` call returns (at least one entry
     /// is always returned). Default 4 MiB, tonic's default maximum decoded message size.
     pub max_read_bytes: usize,
+    /// Default [`BackgroundIo::Threads`].
+    pub background_io: BackgroundIo,
 }
 
 impl Default for CommitLogConfig {
     fn default() -> Self {
-        Self { segment_bytes: 128 << 20, durability: Durability::Sync, max_read_bytes: 4 << 20 }
+        Self {
+            segment_bytes: 128 << 20,
+            durability: Durability::Sync,
+            max_read_bytes: 4 << 20,
+            background_io: BackgroundIo::Threads,
+        }
     }
 }
 

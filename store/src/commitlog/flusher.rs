@@ -15,6 +15,11 @@
 //! A failed sync poisons the log: that batch and every later one complete with an error, and
 //! no sync is ever retried. A dedicated OS thread (not a tokio task) because `fdatasync`
 //! blocks for 0.1–5 ms and must not stall runtime workers.
+//!
+//! Under `BackgroundIo::SimulatedTasks` (the deterministic simulation only) the worker is a task
+//! on the current tokio runtime instead: woken by work, it waits `sync_latency` of tokio's
+//! clock, then takes and syncs everything queued, and persists `committed` at every batch.
+//! Same ordering and completion rules; only the clock that times them differs.
 
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -25,7 +30,7 @@ use openraft::storage::IOFlushed;
 use raftmq_raft::TypeConfig;
 use tokio::sync::oneshot;
 
-use super::config::Durability;
+use super::config::{BackgroundIo, Durability};
 use super::meta::MetaStore;
 use super::poison::Poison;
 use super::segment::Segment;
@@ -65,6 +70,14 @@ struct Shared {
 pub(crate) struct Flusher {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    task: Option<FlusherTask>,
+}
+
+/// The worker as a task on the tokio runtime (`BackgroundIo::SimulatedTasks`).
+struct FlusherTask {
+    worker: Arc<Mutex<Worker>>,
+    work: Arc<tokio::sync::Notify>,
+    handle: tokio::task::JoinHandle<()>,
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, Queue> {
@@ -74,14 +87,39 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Queue> {
 impl Flusher {
     pub fn start(
         durability: Durability,
+        background: BackgroundIo,
         poison: Arc<Poison>,
         meta: Arc<MetaStore>,
         last_index: Option<u64>,
     ) -> io::Result<Self> {
         let shared = Arc::new(Shared { queue: Mutex::new(Queue::default()), wake: Condvar::new() });
         let worker = Worker { shared: shared.clone(), durability, poison, meta, synced_last_index: last_index };
-        let thread = std::thread::Builder::new().name("raftmq-flusher".into()).spawn(move || worker.run())?;
-        Ok(Self { shared, thread: Mutex::new(Some(thread)) })
+        let BackgroundIo::SimulatedTasks { sync_latency } = background else {
+            let thread = std::thread::Builder::new().name("raftmq-flusher".into()).spawn(move || worker.run())?;
+            return Ok(Self { shared, thread: Mutex::new(Some(thread)), task: None });
+        };
+        let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+        let worker = Arc::new(Mutex::new(worker));
+        let work = Arc::new(tokio::sync::Notify::new());
+        let (w, n, s) = (worker.clone(), work.clone(), shared.clone());
+        let handle = runtime.spawn(async move {
+            loop {
+                n.notified().await;
+                tokio::time::sleep(sync_latency).await;
+                let batch = take_batch(&mut lock(&s));
+                if w.lock().unwrap_or_else(PoisonError::into_inner).process(batch, true) {
+                    return;
+                }
+            }
+        });
+        Ok(Self { shared, thread: Mutex::new(None), task: Some(FlusherTask { worker, work, handle }) })
+    }
+
+    fn notify(&self) {
+        match &self.task {
+            Some(t) => t.work.notify_one(),
+            None => self.shared.wake.notify_one(),
+        }
     }
 
     /// Records segments written by an append (or a truncation) and, optionally, what to
@@ -98,7 +136,7 @@ impl Flusher {
             q.done.push(done);
         }
         drop(q);
-        self.shared.wake.notify_one();
+        self.notify();
     }
 
     /// Resolves once everything submitted before this call is durable.
@@ -112,18 +150,24 @@ impl Flusher {
         }
         q.done.push(Completion::Barrier(tx));
         drop(q);
-        self.shared.wake.notify_one();
+        self.notify();
         rx
     }
 
     /// Re-evaluates timers (a new `committed` to persist).
     pub fn wake(&self) {
-        self.shared.wake.notify_one();
+        self.notify();
     }
 
     /// Flushes what is queued, persists `committed`, and stops the thread.
     pub fn shutdown(&self) {
         lock(&self.shared).shutdown = true;
+        if let Some(t) = &self.task {
+            t.handle.abort();
+            let batch = take_batch(&mut lock(&self.shared));
+            t.worker.lock().unwrap_or_else(PoisonError::into_inner).process(batch, true);
+            return;
+        }
         self.shared.wake.notify_one();
         let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(thread) = thread
@@ -149,29 +193,46 @@ struct Batch {
     shutdown: bool,
 }
 
+/// Everything queued, as one batch.
+fn take_batch(q: &mut Queue) -> Batch {
+    Batch {
+        done: std::mem::take(&mut q.done),
+        dirty: std::mem::take(&mut q.dirty),
+        last_index: q.last_index,
+        shutdown: q.shutdown,
+    }
+}
+
 impl Worker {
     fn run(mut self) {
         let mut last_sync = Instant::now();
         loop {
             let batch = self.next_batch(last_sync);
-            let result = self.sync(&batch);
             if !batch.dirty.is_empty() {
                 last_sync = Instant::now();
             }
-            if result.is_ok() {
-                self.synced_last_index = batch.last_index;
-                self.persist_committed(batch.shutdown);
-            }
-            for done in batch.done {
-                done.complete(match &result {
-                    Ok(()) => Ok(()),
-                    Err(_) => Err(self.poison.io_error()),
-                });
-            }
-            if batch.shutdown {
+            let shutdown = batch.shutdown;
+            if self.process(batch, shutdown) {
                 return;
             }
         }
+    }
+
+    /// Syncs a batch, persists `committed` (if due, or at once with `persist_now`), completes
+    /// the batch's callbacks in order; returns whether the flusher is shutting down.
+    fn process(&mut self, batch: Batch, persist_now: bool) -> bool {
+        let result = self.sync(&batch);
+        if result.is_ok() {
+            self.synced_last_index = batch.last_index;
+            self.persist_committed(persist_now);
+        }
+        for done in batch.done {
+            done.complete(match &result {
+                Ok(()) => Ok(()),
+                Err(_) => Err(self.poison.io_error()),
+            });
+        }
+        batch.shutdown
     }
 
     /// Waits for work: queued completions (always flushed at once), dirty segments whose
@@ -197,12 +258,7 @@ impl Worker {
                 None => q = self.shared.wake.wait(q).unwrap_or_else(PoisonError::into_inner),
             }
         }
-        Batch {
-            done: std::mem::take(&mut q.done),
-            dirty: std::mem::take(&mut q.dirty),
-            last_index: q.last_index,
-            shutdown: q.shutdown,
-        }
+        take_batch(&mut q)
     }
 
     fn sync(&self, batch: &Batch) -> Result<(), ()> {

@@ -37,7 +37,8 @@
 //! - `record`, `membership_codec`: the record format. `segment`: one file. `table`: the
 //!   in-memory index. `meta`: the side meta file. `poison`: the fail-stop flag.
 //! - `writer` (append), `truncate`, `purge` (purge, set_base), `reader`, `recovery`.
-//! - `flusher` (group commit thread), `allocator` (segment preallocation thread).
+//! - `flusher` (group commit thread), `allocator` (segment preallocation thread); both are
+//!   tasks or inline work under [`BackgroundIo::SimulatedTasks`] (the deterministic simulation).
 //! - `storage_impl`: openraft's `RaftLogStorage` / `RaftLogReader`.
 
 mod allocator;
@@ -61,7 +62,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
-pub use config::{CommitLogConfig, ConfigError, Durability};
+pub use config::{BackgroundIo, CommitLogConfig, ConfigError, Durability};
 pub use error::StoreError;
 use raftmq_raft::{LogId, Vote};
 
@@ -103,6 +104,10 @@ impl CommitLog {
     pub async fn open(dir: &Path, cfg: CommitLogConfig, io: Arc<dyn IoBackend>) -> Result<CommitLog, StoreError> {
         cfg.validate()?;
         let dir = dir.to_path_buf();
+        if cfg.background_io != BackgroundIo::Threads {
+            // A simulation runs everything on its own clock, so nothing may leave the runtime.
+            return Self::open_blocking(dir, cfg, io);
+        }
         tokio::task::spawn_blocking(move || Self::open_blocking(dir, cfg, io))
             .await
             .map_err(|e| StoreError::io("joining the open task", std::io::Error::other(e)))?
@@ -114,8 +119,10 @@ impl CommitLog {
         let poison = Arc::new(Poison::default());
         let spawn_err = |e| StoreError::io("starting a commitlog thread", e);
         let flusher =
-            Flusher::start(cfg.durability, poison.clone(), meta.clone(), rec.table.last_index()).map_err(spawn_err)?;
-        let allocator = Allocator::start(io.clone(), dir.clone(), cfg.segment_bytes).map_err(spawn_err)?;
+            Flusher::start(cfg.durability, cfg.background_io, poison.clone(), meta.clone(), rec.table.last_index())
+                .map_err(spawn_err)?;
+        let threads = cfg.background_io == BackgroundIo::Threads;
+        let allocator = Allocator::start(io.clone(), dir.clone(), cfg.segment_bytes, threads).map_err(spawn_err)?;
         allocator.prepare(rec.writer.active.end());
         let inner = Inner {
             dir,

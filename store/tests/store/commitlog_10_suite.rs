@@ -90,7 +90,12 @@ impl StoreBuilder<TypeConfig, CommitLog, MemSm, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, CommitLog, MemSm), StorageError<TypeConfig>> {
         let dir = TempDir::new().expect("tempdir");
         // 64 KiB segments, so the suite's logs roll over segments too.
-        let cfg = CommitLogConfig { segment_bytes: 64 * 1024, durability: Durability::Sync, max_read_bytes: 4 << 20 };
+        let cfg = CommitLogConfig {
+            segment_bytes: 64 * 1024,
+            durability: Durability::Sync,
+            max_read_bytes: 4 << 20,
+            background_io: Default::default(),
+        };
         let log = CommitLog::open(dir.path(), cfg, Arc::new(RealIo)).await.expect("open");
         Ok((dir, log, MemSm::default()))
     }
