@@ -103,6 +103,11 @@ impl ClientRegistry {
         self.lock().remove(client_id).is_some()
     }
 
+    /// Whether the client is connected (cheaper than [`get`](Self::get), which copies its settings).
+    pub fn contains(&self, client_id: &str) -> bool {
+        self.lock().contains_key(client_id)
+    }
+
     pub fn get(&self, client_id: &str) -> Option<ClientSession> {
         self.lock().get(client_id).cloned()
     }

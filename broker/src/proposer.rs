@@ -43,7 +43,8 @@ enum Op {
     ReadIndex,
 }
 
-fn index_reply(index: u64) -> CommandReply {
+/// The reply that carries a read index (a `ReadIndex` answered like a proposal).
+pub(crate) fn index_reply(index: u64) -> CommandReply {
     CommandReply { index, result: Some(raftmq_proto::broker::command_reply::Result::Ok(true)) }
 }
 

@@ -22,8 +22,14 @@ pub struct DevClusterSpec {
 impl DevClusterSpec {
     /// One group of three replicas on `base_port..`, the nameserver on `base_port + 9`, sync durability.
     pub fn three_replicas(dir: &Path, base_port: u16) -> Self {
+        Self::groups_of_three(dir, base_port, 1)
+    }
+
+    /// `groups` groups of three replicas (group g on `base_port + 10 g ..`), the nameserver on
+    /// `base_port + 9`, sync durability.
+    pub fn groups_of_three(dir: &Path, base_port: u16, groups: usize) -> Self {
         DevClusterSpec {
-            groups: 1,
+            groups,
             replicas: 3,
             data_dir: dir.to_path_buf(),
             namesrv_port: base_port + 9,

@@ -22,9 +22,9 @@ use crate::sm::pop::dlq_topic;
 pub const MIN_INVISIBLE: Duration = Duration::from_secs(1);
 pub const MAX_INVISIBLE: Duration = Duration::from_secs(12 * 3600);
 pub const MAX_POLL: Duration = Duration::from_secs(20);
-/// How often a long poll re-checks for deliveries whose invisible time ran out.
 /// Longest ReceiveMessageRequest.attempt_id kept in the replicated pop state.
 pub const MAX_ATTEMPT_ID_BYTES: usize = 256;
+/// How often a long poll re-checks for deliveries whose invisible time ran out.
 const EXPIRY_RECHECK: Duration = Duration::from_millis(200);
 
 fn to_duration(d: &prost_types::Duration) -> Option<Duration> {
@@ -69,7 +69,7 @@ impl MessagingServiceImpl {
         let invisible = invisible(req.invisible_duration.as_ref(), req.auto_renew, self.renewer.policy.invisible)?;
         // Only a client this replica knows (it opened Telemetry) can be
         // renewed for: its going away is what ends the renewals.
-        let renew_for = client.filter(|c| req.auto_renew && self.clients.get(c).is_some());
+        let renew_for = client.filter(|c| req.auto_renew && self.clients.contains(c));
         let tags = match &req.filter_expression {
             Some(f) if f.r#type == v2::FilterType::Sql as i32 => {
                 return Err(ApiError::new(Code::IllegalFilterExpression, "SQL92 filters are not supported yet"));
@@ -98,9 +98,13 @@ impl MessagingServiceImpl {
             )));
         }
         // A retried attempt must reach the state machine even when no queue
-        // has anything new: it answers the first attempt's deliveries.
-        let mut retry =
-            !attempt_id.is_empty() && self.shared.meta().pop_attempts.get(&group, &attempt_id, &topic).is_some();
+        // has anything new: it answers the first attempt's deliveries. Only
+        // orderly groups keep attempts (sm/attempts.rs).
+        let mut retry = !attempt_id.is_empty() && {
+            let meta = self.shared.meta();
+            meta.groups.get(&group).is_some_and(|g| g.fifo)
+                && meta.pop_attempts.get(&group, &attempt_id, &topic).is_some()
+        };
         loop {
             let mut candidates: Vec<i32> = (0..queues)
                 .map(|i| ((start.wrapping_add(i)) % queues) as i32)
@@ -126,16 +130,7 @@ impl MessagingServiceImpl {
                 let out = match self.meta_one(meta_command::Cmd::Pop(pop), deadline).await?.result {
                     Some(command_reply::Result::Pop(p)) => {
                         if let Some(c) = renew_for {
-                            self.renewer.lease(
-                                c,
-                                p.popped.iter().map(|d| PopTarget {
-                                    group: group.clone(),
-                                    topic: topic.clone(),
-                                    queue_id: d.queue_id,
-                                    offset: d.offset,
-                                    epoch: d.epoch,
-                                }),
-                            );
+                            self.renewer.lease(c, p.popped.iter().map(|d| pop_target(&group, &topic, d)));
                         }
                         self.deliver(&group, &topic, &p.popped)?
                     }
@@ -192,13 +187,7 @@ impl MessagingServiceImpl {
             if topic == dlq_topic(group) {
                 stored.topic = topic.to_string();
             }
-            let target = PopTarget {
-                group: group.to_string(),
-                topic: topic.to_string(),
-                queue_id: queue,
-                offset: p.offset,
-                epoch: p.epoch,
-            };
+            let target = pop_target(group, topic, p);
             let mut m = convert::to_delivered(stored, p.offset, &self.self_addr);
             if let Some(sys) = m.system_properties.as_mut() {
                 sys.receipt_handle = Some(receipt::encode(&self.group, &target));
@@ -314,6 +303,17 @@ impl MessagingServiceImpl {
             Some(command_reply::Result::Error(e)) => Err(ApiError::from_reply(&e)),
             _ => Err(ApiError::internal("unexpected reply to a dead-letter move")),
         }
+    }
+}
+
+/// The receipt handle's content for one delivery of a pop.
+fn pop_target(group: &str, topic: &str, d: &Popped) -> PopTarget {
+    PopTarget {
+        group: group.to_string(),
+        topic: topic.to_string(),
+        queue_id: d.queue_id,
+        offset: d.offset,
+        epoch: d.epoch,
     }
 }
 

@@ -4,14 +4,14 @@
 
 use raftmq_proto::broker::forward_server::Forward;
 use raftmq_proto::broker::{
-    CommandReply, NotLeader, ProposeRequest, ProposeResponse, ReadIndexRequest, command_reply, propose_response,
+    CommandReply, NotLeader, ProposeRequest, ProposeResponse, ReadIndexRequest, propose_response,
 };
 use raftmq_raft::Cmd;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use super::deadline_of;
-use crate::proposer::Proposer;
+use crate::proposer::{Proposer, index_reply};
 
 pub struct ForwardService {
     proposer: Proposer,
@@ -22,9 +22,7 @@ impl ForwardService {
     pub fn new(group: &str, proposer: Proposer) -> Self {
         Self { proposer, group: group.to_string() }
     }
-}
 
-impl ForwardService {
     fn check_group(&self, group: &str) -> Result<(), Status> {
         if group == self.group {
             return Ok(());
@@ -69,11 +67,7 @@ impl Forward for ForwardService {
         let deadline: Instant = deadline_of(&request);
         let req = request.into_inner();
         self.check_group(&req.group)?;
-        let outcome = self
-            .proposer
-            .read_index_local(deadline)
-            .await
-            .map(|index| index.map(|index| CommandReply { index, result: Some(command_reply::Result::Ok(true)) }));
+        let outcome = self.proposer.read_index_local(deadline).await.map(|index| index.map(index_reply));
         Ok(self.respond(outcome))
     }
 }

@@ -114,14 +114,6 @@ impl AutoRenewer {
             }
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.leases.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 async fn run(leases: Weak<Leases>, policy: RenewPolicy, metas: MetaBatcher, clients: ClientRegistry) {
@@ -165,7 +157,7 @@ fn due(leases: &Leases, policy: &RenewPolicy, clients: &ClientRegistry) -> (Vec<
     let max_total = policy.max_total.as_millis() as i64;
     let (mut renew, mut release) = (Vec::new(), Vec::new());
     leases.lock().retain(|_, l| {
-        if clients.get(&l.client).is_none() {
+        if !clients.contains(&l.client) {
             release.push(l.clone());
             return false;
         }

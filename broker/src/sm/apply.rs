@@ -190,11 +190,7 @@ fn store_batch(
             index_out.push(index_entry(m, position, size, -1));
             continue;
         }
-        let (first, units) = pending
-            .entry((m.topic.clone(), m.queue_id))
-            .or_insert_with(|| (shared.cq.max_offset(&m.topic, m.queue_id), Vec::new()));
-        let offset = *first + units.len() as i64;
-        units.push(unit);
+        let offset = pend(shared, pending, &m.topic, m.queue_id, unit);
         entries.push(SendEntryResult { queue_id: m.queue_id, queue_offset: offset, position, error: None });
         index_out.push(index_entry(m, position, size, offset));
     }
@@ -221,14 +217,18 @@ fn fire_delayed(shared: &Shared, meta: &mut Meta, now_ms: i64) -> io::Result<com
         if !meta.topics.contains_key(&d.topic) {
             continue;
         }
-        pending
-            .entry((d.topic.clone(), d.queue_id))
-            .or_insert_with(|| (shared.cq.max_offset(&d.topic, d.queue_id), Vec::new()))
-            .1
-            .push(d.unit);
+        pend(shared, &mut pending, &d.topic, d.queue_id, d.unit);
     }
     write_units(shared, pending)?;
     Ok(command_reply::Result::Ok(true))
+}
+
+/// Adds `unit` to what this entry writes to (`topic`, `queue`) and returns its offset.
+fn pend(shared: &Shared, pending: &mut PendingUnits, topic: &str, queue: i32, unit: CqUnit) -> i64 {
+    let (first, units) =
+        pending.entry((topic.to_owned(), queue)).or_insert_with(|| (shared.cq.max_offset(topic, queue), Vec::new()));
+    units.push(unit);
+    *first + units.len() as i64 - 1
 }
 
 fn write_units(shared: &Shared, pending: PendingUnits) -> io::Result<()> {

@@ -49,10 +49,6 @@ impl DelayQueue {
         self.waiting.retain(|_, d| d.topic != topic);
     }
 
-    pub fn len(&self) -> usize {
-        self.waiting.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
     }

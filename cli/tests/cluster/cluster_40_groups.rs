@@ -61,15 +61,7 @@ async fn a_topic_spans_two_groups() {
 async fn a_push_consumer_never_waits_on_an_empty_group() {
     use raftmq_client::push::{ConsumeResult, PushConsumer};
     let dir = tempfile::tempdir().unwrap();
-    let spec = DevClusterSpec {
-        groups: 2,
-        replicas: 3,
-        data_dir: dir.path().to_path_buf(),
-        namesrv_port: 26_299,
-        base_port: 26_281,
-        durability: DurabilityMode::Sync,
-    };
-    let cluster = DevCluster::start(&spec).await.unwrap();
+    let cluster = DevCluster::start(&DevClusterSpec::groups_of_three(dir.path(), 26_281, 2)).await.unwrap();
     cluster.wait_for_leaders(Duration::from_secs(10)).await.unwrap();
     let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).unwrap();
     client.create_topic("spread", 2, &[]).await.unwrap();

@@ -143,11 +143,6 @@ impl CommitLog {
         self.inner.read_table().loc(index).map(|l| l.pos)
     }
 
-    /// `(position, length)` of the record of entry `index`, if the log holds that entry.
-    pub fn record_span(&self, index: u64) -> Option<(u64, u32)> {
-        self.inner.read_table().loc(index).map(|l| (l.pos, l.len))
-    }
-
     /// Zero-copy slice of `len` written bytes at `pos` (within one segment, below
     /// [`end_position`](Self::end_position)). Callers must only rely on committed positions:
     /// an uncommitted tail can be truncated and overwritten.

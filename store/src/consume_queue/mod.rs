@@ -188,13 +188,6 @@ impl ConsumeQueueStore {
         }
     }
 
-    /// Replaces a queue (creating it if needed) with `units` at offsets `first..`: min and
-    /// max offset become `first` and `first + units.len()`. For a Raft snapshot install, which
-    /// hands over the units of entries this replica will never apply. Durable with the next flush.
-    pub fn reset_queue(&self, topic: &str, queue_id: i32, first: i64, units: &[CqUnit]) -> Result<(), CqError> {
-        self.get_or_create(topic, queue_id)?.reset_to(first, units)
-    }
-
     /// Every known (topic, queue id).
     pub fn queues(&self) -> Vec<(String, i32)> {
         let map = read(&self.queues);

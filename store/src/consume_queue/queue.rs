@@ -150,10 +150,7 @@ impl Queue {
         {
             return Ok((*base, Arc::clone(file)));
         }
-        // A new segment starts exactly at the next offset: segments are contiguous (recovery
-        // relies on it), and a queue whose first segment was not at a multiple of
-        // `units_per_file` (after `trim_below` emptied it, or `reset_to`) has unaligned bases.
-        let base = offset;
+        let base = offset - offset.rem_euclid(self.units_per_file);
         let file = Arc::new(self.create_segment(base)?);
         let mut segs = write(&self.segments);
         segs.bases.insert(base);
@@ -277,27 +274,6 @@ impl Queue {
         let min = segs.bases.first().copied().unwrap_or(next);
         self.min.store(min, Ordering::Release);
         Ok(min)
-    }
-
-    /// Replaces the whole queue with `units` starting at `first` (a Raft snapshot install):
-    /// every segment file goes, one new segment starts at `first`.
-    pub(crate) fn reset_to(&self, first: i64, units: &[CqUnit]) -> Result<(), CqError> {
-        {
-            let mut w = lock(&self.writer);
-            let mut segs = write(&self.segments);
-            for base in std::mem::take(&mut segs.bases) {
-                remove_file(&self.segment_path(base))?;
-            }
-            let file = Arc::new(self.create_segment(first)?);
-            segs.bases.insert(first);
-            w.dirty.clear();
-            mark_dirty(&mut w, first, &file);
-            w.dir_dirty = true;
-            segs.tail = Some((first, file));
-            self.min.store(first, Ordering::Release);
-            self.next.store(first, Ordering::Release);
-        }
-        self.append_many(units).map(|_| ())
     }
 
     /// fdatasyncs every segment written since the last flush, then the directory if segments

@@ -173,41 +173,6 @@ fn trimming_every_unit_keeps_the_offsets() {
 }
 
 #[test]
-fn a_queue_that_restarts_at_an_unaligned_offset_stays_contiguous() {
-    // After a reset at 6 (not a multiple of 4), segments go 6, 10, 14: an aligned base (8)
-    // would overlap the segment at 6 and read back zeroes.
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let store = ConsumeQueueStore::open(tmp.path(), 4).expect("open");
-    store.reset_queue("t", 0, 6, &[unit(6)]).expect("reset");
-    fill(&store, "t", 0, 7..15);
-    assert_eq!(units_from(&store, "t", 0, 100), (6..15).collect::<Vec<_>>());
-    drop(store);
-    let store = ConsumeQueueStore::open(tmp.path(), 4).expect("reopen");
-    assert_eq!((store.min_offset("t", 0), store.max_offset("t", 0)), (6, 15));
-    assert_eq!(units_from(&store, "t", 0, 100), (6..15).collect::<Vec<_>>());
-}
-
-#[test]
-fn reset_queue_replaces_every_unit() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let store = ConsumeQueueStore::open(tmp.path(), 4).expect("open");
-    fill(&store, "t", 0, 0..3);
-    let handed: Vec<CqUnit> = (21..27).map(unit).collect();
-    store.reset_queue("t", 0, 21, &handed).expect("reset");
-    assert_eq!((store.min_offset("t", 0), store.max_offset("t", 0)), (21, 27));
-    fill(&store, "t", 0, 27..30);
-    assert_eq!(units_from(&store, "t", 0, 100), (21..30).collect::<Vec<_>>());
-    store.flush().expect("flush");
-    drop(store);
-    let store = ConsumeQueueStore::open(tmp.path(), 4).expect("reopen");
-    assert_eq!((store.min_offset("t", 0), store.max_offset("t", 0)), (21, 30));
-    assert_eq!(units_from(&store, "t", 0, 100), (21..30).collect::<Vec<_>>());
-    // A queue that did not exist is created.
-    store.reset_queue("new", 3, 5, &[]).expect("reset new");
-    assert_eq!((store.min_offset("new", 3), store.max_offset("new", 3)), (5, 5));
-}
-
-#[test]
 fn special_topic_names_survive_a_restart() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let topics = ["%RETRY%group-a", "%DLQ%group_b", "a|b", "..", "plain"];
