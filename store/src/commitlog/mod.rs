@@ -165,6 +165,18 @@ impl CommitLog {
         self.inner.set_base(next_index, next_position)
     }
 
+    /// After a snapshot install at `last`: drops every entry up to `last` and, when nothing is
+    /// left, makes the next entry land at the leader's `next_position` (its record position
+    /// for `last.index + 1`). Idempotent and durable when it returns, so a replica that crashed
+    /// half way through an install can simply do it again.
+    pub fn reset_to_snapshot(&self, last: LogId, next_position: u64) -> Result<(), StoreError> {
+        self.inner.purge(last)?;
+        if self.first_index().is_none() {
+            self.inner.set_base(last.index + 1, next_position)?;
+        }
+        Ok(())
+    }
+
     pub fn is_poisoned(&self) -> bool {
         self.inner.poison.is_set()
     }

@@ -188,6 +188,13 @@ impl ConsumeQueueStore {
         }
     }
 
+    /// Replaces a queue (creating it if needed) with an empty one whose min and max offset are
+    /// `first`: a Raft snapshot install, after which this replica dispatches only the entries
+    /// past the snapshot. Durable with the next flush.
+    pub fn reset_queue(&self, topic: &str, queue_id: i32, first: i64) -> Result<(), CqError> {
+        self.get_or_create(topic, queue_id)?.reset_to(first)
+    }
+
     /// Every known (topic, queue id).
     pub fn queues(&self) -> Vec<(String, i32)> {
         let map = read(&self.queues);

@@ -150,7 +150,10 @@ impl Queue {
         {
             return Ok((*base, Arc::clone(file)));
         }
-        let base = offset - offset.rem_euclid(self.units_per_file);
+        // A new segment starts exactly at the next offset: segments are contiguous (recovery
+        // relies on it), and a queue whose first segment is not at a multiple of
+        // `units_per_file` (after `trim_below` emptied it, or `reset_to`) has unaligned bases.
+        let base = offset;
         let file = Arc::new(self.create_segment(base)?);
         let mut segs = write(&self.segments);
         segs.bases.insert(base);
@@ -274,6 +277,26 @@ impl Queue {
         let min = segs.bases.first().copied().unwrap_or(next);
         self.min.store(min, Ordering::Release);
         Ok(min)
+    }
+
+    /// Replaces the whole queue with an empty one whose next (and min) offset is `first` (a
+    /// Raft snapshot install: the units below belong to entries this replica never applies).
+    /// Every segment file goes; one new segment starts at `first`. Durable with the next flush.
+    pub(crate) fn reset_to(&self, first: i64) -> Result<(), CqError> {
+        let mut w = lock(&self.writer);
+        let mut segs = write(&self.segments);
+        for base in std::mem::take(&mut segs.bases) {
+            remove_file(&self.segment_path(base))?;
+        }
+        let file = Arc::new(self.create_segment(first)?);
+        segs.bases.insert(first);
+        w.dirty.clear();
+        mark_dirty(&mut w, first, &file);
+        w.dir_dirty = true;
+        segs.tail = Some((first, file));
+        self.min.store(first, Ordering::Release);
+        self.next.store(first, Ordering::Release);
+        Ok(())
     }
 
     /// fdatasyncs every segment written since the last flush, then the directory if segments

@@ -175,6 +175,24 @@ async fn set_base_places_the_next_entry_and_persists() {
 }
 
 #[tokio::test]
+async fn reset_to_snapshot_drops_a_lagging_log_and_is_idempotent() {
+    let dir = TempDir::new().unwrap();
+    let mut log = open(dir.path(), cfg()).await;
+    append(&mut log, normals(1, 1, 3, 100)).await.unwrap();
+    let pos = 2 * SEG + 40;
+    log.reset_to_snapshot(log_id(2, 500), pos).unwrap();
+    log.reset_to_snapshot(log_id(2, 500), pos).unwrap(); // a crashed install, done again
+    assert_eq!((log.first_index(), log.last_purged()), (None, Some(log_id(2, 500))));
+    append(&mut log, normals(3, 501, 2, 100)).await.unwrap();
+    assert_eq!(log.record_position(501), Some(pos));
+    settle().await;
+    drop(log);
+    let mut log = open(dir.path(), cfg()).await;
+    assert_eq!(log.record_position(501), Some(pos));
+    assert_eq!(indexes(&read_all(&mut log).await), vec![501, 502]);
+}
+
+#[tokio::test]
 async fn append_validation() {
     let dir = TempDir::new().unwrap();
     let mut log = open(dir.path(), cfg()).await;

@@ -210,3 +210,25 @@ fn delete_topic_removes_its_queues() {
     // A recreated topic starts again from offset 0.
     fill(&store, "%RETRY%g", 0, 0..2);
 }
+
+#[test]
+fn a_reset_queue_starts_at_any_offset_and_survives_a_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = ConsumeQueueStore::open(tmp.path(), 4).expect("open");
+    fill(&store, "t", 0, 0..6);
+    // A snapshot install: the units below 1_001 belong to entries this replica never applies.
+    store.reset_queue("t", 0, 1_001).expect("reset");
+    assert_eq!((store.min_offset("t", 0), store.max_offset("t", 0)), (1_001, 1_001));
+    assert!(store.read("t", 0, 0, 10).expect("read").is_empty());
+    fill(&store, "t", 0, 1_001..1_010);
+    store.flush().expect("flush");
+    drop(store);
+
+    // Segments start at 1_001, 1_005, 1_009: unaligned, but each holds 4 units from the first.
+    let store = ConsumeQueueStore::open(tmp.path(), 4).expect("reopen");
+    assert_eq!((store.min_offset("t", 0), store.max_offset("t", 0)), (1_001, 1_010));
+    assert_eq!(units_from(&store, "t", 1_003, 3), vec![1_003, 1_004, 1_005]);
+    assert_eq!(store.trim_below("t", 0, 1_006).expect("trim"), 1_005, "whole segments only");
+    fill(&store, "t", 0, 1_010..1_011);
+    assert_eq!(units_from(&store, "t", 1_005, 10), (1_005..1_011).collect::<Vec<_>>());
+}

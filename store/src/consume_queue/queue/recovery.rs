@@ -94,21 +94,25 @@ impl Queue {
                 .filter(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|n| n.parse::<i64>().ok());
             match parsed {
-                Some(base) if base % self.units_per_file == 0 => bases.push(base),
-                Some(base) => {
-                    return Err(CqError::InvalidConfig(format!(
-                        "segment {base} in {} is not a multiple of units_per_file = {}; \
-                         the store was written with a different units_per_file",
-                        self.dir.display(),
-                        self.units_per_file
-                    )));
-                }
+                Some(base) => bases.push(base),
                 None => {
                     tracing::warn!(dir = %self.dir.display(), ?name, "ignoring a stray file in a consume queue directory")
                 }
             }
         }
         bases.sort_unstable();
+        // Segments hold `units_per_file` units each from the first one's base (a multiple of it
+        // unless retention emptied the queue or a snapshot install reset it).
+        if let Some(&first) = bases.first()
+            && let Some(base) = bases.iter().find(|&&b| (b - first) % self.units_per_file != 0)
+        {
+            return Err(CqError::InvalidConfig(format!(
+                "segment {base} in {} is not a multiple of units_per_file = {} past the first segment ({first}); \
+                 the store was written with a different units_per_file",
+                self.dir.display(),
+                self.units_per_file
+            )));
+        }
         Ok(bases)
     }
 }
