@@ -54,6 +54,7 @@ impl Workload {
                 group: Some(FIFO_GROUP.into()),
                 reassigned: true,
                 orderly: true,
+                pop: false,
                 msgs: vec![],
             };
             let inv = self.history.invoke(process, Call::Poll(poll.clone()))?;

@@ -24,7 +24,7 @@ use raftmq_proto::rocketmq::v2::Code;
 use tokio::sync::watch;
 
 use super::testbed::GROUP;
-use crate::history::{Call, ConsumerOffset, HistoryWriter, Message, Poll, Position, Process, Queue, Send};
+use crate::history::{Call, ConsumerOffset, HistoryWriter, Message, Poll, Process, Queue, Send, SendAt};
 
 pub const TOPIC: &str = "jepsen";
 /// Process numbers: producers from 0, consumers from here, final readers from [`FINAL_BASE`].
@@ -83,7 +83,15 @@ impl Workload {
                 break;
             }
             let message_group = (self.message_groups > 0).then(|| format!("p{p}-g{}", seq % self.message_groups));
-            let send = Send { topic: TOPIC.into(), value: format!("{p}-{seq}"), message_group, key: None, at: None };
+            let send = Send {
+                topic: TOPIC.into(),
+                value: format!("{p}-{seq}"),
+                message_group,
+                key: None,
+                at: None,
+                due_ns: None,
+                deliver_at_unix_ms: None,
+            };
             let inv = self.history.invoke(process, Call::Send(send.clone()))?;
             let mut msg = SdkMessage::new(TOPIC, send.value.clone().into_bytes());
             if let Some(g) = &send.message_group {
@@ -91,9 +99,10 @@ impl Workload {
             }
             match tokio::time::timeout(CALL_LIMIT, producer.send(msg)).await {
                 Ok(Ok(r)) => {
-                    let at = Position {
+                    // The receipt's offset as it came: -1 for a delayed message not yet due.
+                    let at = SendAt {
                         queue: Queue { topic: TOPIC.into(), broker: r.group, id: r.queue_id.max(0) as u32 },
-                        offset: r.offset.max(0) as u64,
+                        offset: r.offset,
                     };
                     self.history.ok(inv, Call::Send(Send { at: Some(at), ..send }))?;
                 }
@@ -197,6 +206,7 @@ impl Workload {
             group: Some(CONSUMER_GROUP.into()),
             reassigned,
             orderly: false,
+            pop: false,
             msgs: Vec::new(),
         };
         let inv = self.history.invoke(Process::Client(process), Call::Poll(poll.clone()))?;
