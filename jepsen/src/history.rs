@@ -164,7 +164,38 @@ pub struct Send {
     pub key: Option<String>,
     /// On `ok`: where the broker said it stored the message. Required on `ok`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at: Option<Position>,
+    pub at: Option<SendAt>,
+    /// A delayed message: its delivery time on the history's clock (comparable with `time_ns`),
+    /// never later than the one the broker was given. The checker's due time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_ns: Option<u64>,
+    /// The delivery time the broker was given, in Unix milliseconds (for the brokers' logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_at_unix_ms: Option<u64>,
+}
+
+/// Where the broker said it stored a sent message: its queue, and its offset there, or `-1` for
+/// a delayed message, which is given its offset only when it is due.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SendAt {
+    pub queue: Queue,
+    pub offset: i64,
+}
+
+impl SendAt {
+    /// The offset `-1`: acknowledged, queue known, placed when due.
+    pub const UNPLACED: i64 = -1;
+
+    /// The position, unless the message is not placed yet (offset `-1`).
+    pub fn position(&self) -> Option<Position> {
+        u64::try_from(self.offset).ok().map(|offset| Position { queue: self.queue.clone(), offset })
+    }
+}
+
+impl From<Position> for SendAt {
+    fn from(p: Position) -> Self {
+        SendAt { queue: p.queue, offset: p.offset as i64 }
+    }
 }
 
 /// One poll by one consumer. Only `ok` polls count as reads.
@@ -184,9 +215,22 @@ pub struct Poll {
     /// `delivery-order` and `redelivered-after-ack` checks read only these polls).
     #[serde(default, skip_serializing_if = "is_false")]
     pub orderly: bool,
+    /// A pop (`SimpleConsumer::receive`) by any consumer group: the broker chose what to
+    /// deliver, so the poll continues no consumer's stream (`poll-skip` and `nonmonotonic-poll`
+    /// skip it) and messages acked by the group must not come again (`redelivered-after-ack`).
+    /// Orderly polls are pops too, whether this is written or not.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pop: bool,
     /// On `ok`: the messages returned, in the order the client received them.
     #[serde(default)]
     pub msgs: Vec<Message>,
+}
+
+impl Poll {
+    /// A pop by a consumer group (orderly or not), as opposed to a pull by offset.
+    pub fn is_pop(&self) -> bool {
+        self.pop || self.orderly
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -233,6 +277,12 @@ pub struct Fault {
     /// The nodes affected, for the report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
+    /// `clock-skew` start: how far the target's wall clock was set off, in seconds (ahead when
+    /// positive). The delay checks use it to bound how early that node may have released a
+    /// delayed message; a history without it is taken to be off by up to
+    /// `checker::MAX_CLOCK_SKEW_S`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_s: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -18,6 +18,8 @@ use crate::history::{Position, Process, Queue};
 pub enum AnomalyKind {
     Lost,
     Unseen,
+    LostDelayed,
+    EarlyDelivery,
     InconsistentOffset,
     AckOffsetMismatch,
     Duplicate,
@@ -33,9 +35,11 @@ pub enum AnomalyKind {
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 14] = [
+    pub const ALL: [AnomalyKind; 16] = [
         AnomalyKind::Lost,
         AnomalyKind::Unseen,
+        AnomalyKind::LostDelayed,
+        AnomalyKind::EarlyDelivery,
         AnomalyKind::InconsistentOffset,
         AnomalyKind::AckOffsetMismatch,
         AnomalyKind::Duplicate,
@@ -54,6 +58,8 @@ impl AnomalyKind {
         match self {
             AnomalyKind::Lost => "lost",
             AnomalyKind::Unseen => "unseen",
+            AnomalyKind::LostDelayed => "lost-delayed",
+            AnomalyKind::EarlyDelivery => "early-delivery",
             AnomalyKind::InconsistentOffset => "inconsistent-offset",
             AnomalyKind::AckOffsetMismatch => "ack-offset-mismatch",
             AnomalyKind::Duplicate => "duplicate",
@@ -74,6 +80,10 @@ impl AnomalyKind {
         match self {
             AnomalyKind::Lost => "an ok send never read, although a later offset of its queue was read",
             AnomalyKind::Unseen => "an ok send never read, although the final drain completed",
+            AnomalyKind::LostDelayed => {
+                "a delayed send acked with offset -1 never read, although the final drain began well after it was due"
+            }
+            AnomalyKind::EarlyDelivery => "a delayed message was read before its delivery time (beyond the tolerance)",
             AnomalyKind::InconsistentOffset => "one (queue, offset) read with two different values",
             AnomalyKind::AckOffsetMismatch => "an ok send's acknowledged position holds another value",
             AnomalyKind::Duplicate => "one value at two different (queue, offset) positions",
@@ -84,7 +94,7 @@ impl AnomalyKind {
             AnomalyKind::DeliveryOrder => {
                 "an orderly consumer group got a message group's later send before its earlier one"
             }
-            AnomalyKind::RedeliveredAfterAck => "an orderly consumer group got a message again after acking it",
+            AnomalyKind::RedeliveredAfterAck => "a consumer group popped a message again after acking it",
             AnomalyKind::NonmonotonicSend => "a producer's sequential sends to a queue acked at falling offsets",
             AnomalyKind::PollSkip => "a consumer jumped over existing offsets without a reassignment",
             AnomalyKind::NonmonotonicPoll => "a consumer went back in a queue without a reassignment",
@@ -122,6 +132,27 @@ pub enum Anomaly {
         value: String,
         at: Position,
         send_index: u64,
+    },
+    /// A delayed send acknowledged on `queue` with offset -1 (placed when due) whose value was
+    /// never read, although the final drain (invoked at `final_read_index`) began at least the
+    /// grace after `due_ns`.
+    LostDelayed {
+        value: String,
+        queue: Queue,
+        send_index: u64,
+        due_ns: u64,
+        final_read_index: u64,
+    },
+    /// A delayed message read at `at` by a poll completing at `read_index` (`read_ns`), `early_by_ns`
+    /// before its due time `due_ns`, by more than the tolerance (clock skew included).
+    EarlyDelivery {
+        value: String,
+        at: Position,
+        send_index: u64,
+        due_ns: u64,
+        read_index: u64,
+        read_ns: u64,
+        early_by_ns: u64,
     },
     InconsistentOffset {
         at: Position,
@@ -230,6 +261,8 @@ impl Anomaly {
         match self {
             Anomaly::Lost { .. } => AnomalyKind::Lost,
             Anomaly::Unseen { .. } => AnomalyKind::Unseen,
+            Anomaly::LostDelayed { .. } => AnomalyKind::LostDelayed,
+            Anomaly::EarlyDelivery { .. } => AnomalyKind::EarlyDelivery,
             Anomaly::InconsistentOffset { .. } => AnomalyKind::InconsistentOffset,
             Anomaly::AckOffsetMismatch { .. } => AnomalyKind::AckOffsetMismatch,
             Anomaly::Duplicate { .. } => AnomalyKind::Duplicate,
@@ -257,6 +290,18 @@ impl fmt::Display for Anomaly {
             Anomaly::Unseen { value, at, send_index } => {
                 write!(f, "{value:?} acked at {at} (send #{send_index}) was never read, not even by the final drain")
             }
+            Anomaly::LostDelayed { value, queue, send_index, due_ns, final_read_index } => write!(
+                f,
+                "delayed {value:?} acked on {queue} (send #{send_index}), due at {:.3} s, was never read, not even by the final drain (#{final_read_index})",
+                *due_ns as f64 / 1e9
+            ),
+            Anomaly::EarlyDelivery { value, at, send_index, due_ns, read_index, read_ns, early_by_ns } => write!(
+                f,
+                "delayed {value:?} (send #{send_index}), due at {:.3} s, was read at {at} by #{read_index} at {:.3} s: {} ms early",
+                *due_ns as f64 / 1e9,
+                *read_ns as f64 / 1e9,
+                early_by_ns / 1_000_000
+            ),
             Anomaly::InconsistentOffset { at, values, read_indexes } => {
                 write!(f, "{at} was read as {values:?} (polls {read_indexes:?})")
             }

@@ -44,7 +44,7 @@ pub(crate) fn stats(m: &Model<'_>) -> Stats {
 }
 
 /// Nearest rank: the smallest sample with at least q of the samples at or below it.
-fn quantiles(samples: &mut [u64]) -> Option<Quantiles> {
+pub(crate) fn quantiles(samples: &mut [u64]) -> Option<Quantiles> {
     let max_ns = *samples.iter().max()?;
     let mut at = |q: f64| {
         let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());

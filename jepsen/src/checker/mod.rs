@@ -14,12 +14,14 @@
 //! - `polls`: poll-skip and nonmonotonic-poll, per consumer.
 //! - `order`: message-group order and nonmonotonic-send, per producer.
 //! - `consumer_offsets`: offset-regression of committed consumer offsets.
+//! - `delay`: delayed messages: early-delivery, lost-delayed, lateness.
 //! - `availability`: counts, latency quantiles, per fault window RTO.
 //! - [`anomaly`], [`verdict`]: the output types.
 
 pub mod anomaly;
 mod availability;
 mod consumer_offsets;
+mod delay;
 mod hasher;
 mod lost;
 mod model;
@@ -30,7 +32,8 @@ mod provenance;
 pub mod verdict;
 
 pub use anomaly::{Anomaly, AnomalyKind, Evidence, Found, SendRef};
-pub use verdict::{OutcomeCounts, Quantiles, Stats, Verdict, WindowStats};
+pub use delay::{DELAY_GRACE_NS, DELAY_TOLERANCE_NS, MAX_CLOCK_SKEW_S};
+pub use verdict::{DelayStats, OutcomeCounts, Quantiles, Stats, Verdict, WindowStats};
 
 use crate::history::Entry;
 
@@ -55,11 +58,17 @@ pub enum CheckError {
 pub struct CheckOptions {
     /// Examples kept per anomaly kind; the count is always complete. Default 8.
     pub max_examples: usize,
+    /// How much before its due time a delayed message may be read without clock skew
+    /// (`early-delivery`). Default [`DELAY_TOLERANCE_NS`] (100 ms).
+    pub delay_tolerance_ns: u64,
+    /// How long after a delayed message's due time the final drain must begin for its absence
+    /// to be `lost-delayed`. Default [`DELAY_GRACE_NS`] (5 s).
+    pub delay_grace_ns: u64,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        Self { max_examples: 8 }
+        Self { max_examples: 8, delay_tolerance_ns: DELAY_TOLERANCE_NS, delay_grace_ns: DELAY_GRACE_NS }
     }
 }
 
@@ -77,9 +86,19 @@ pub fn check_with(history: &[Entry], options: &CheckOptions) -> Result<Verdict, 
     polls::check(&m, &mut found);
     order::check(&m, &mut found);
     consumer_offsets::check(&m, &mut found);
+    let delay = delay::check(&m, options.delay_tolerance_ns, options.delay_grace_ns, &mut found);
     let anomalies = found.into_found();
-    let stats = availability::stats(&m);
+    let mut stats = availability::stats(&m);
     let mut notes = Vec::new();
+    if let Some(d) = delay.as_ref().filter(|d| d.unchecked > 0) {
+        notes.push(format!(
+            "{} delayed sends acknowledged with offset -1 and never read were not checked for lost-delayed: \
+             no final drain, or it began less than {} s after they were due",
+            d.unchecked,
+            d.grace_ns as f64 / 1e9
+        ));
+    }
+    stats.delay = delay;
     if !stats.final_read {
         notes.push("no final drain completed: acknowledged sends never read are only reported when a later offset was read (unseen not checked)".to_string());
     }

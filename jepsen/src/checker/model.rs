@@ -64,7 +64,12 @@ pub(crate) struct SendRec<'h> {
     pub op: usize,
     pub value: ValueId,
     pub outcome: Outcome,
+    /// The acknowledged position; `None` unless ok and placed (offset >= 0).
     pub ack: Option<Pos>,
+    /// Ok, acknowledged on this queue with offset -1: a delayed message, placed when due.
+    pub unplaced: Option<QueueId>,
+    /// A delayed message's due time on the history clock (the send's `due_ns`).
+    pub due_ns: Option<u64>,
     pub message_group: Option<&'h str>,
 }
 
@@ -135,6 +140,8 @@ pub(crate) struct Model<'h> {
     pub max_read: Vec<Option<(u64, u64)>>,
     /// Invocation index of the final drain, if it completed ok.
     pub final_read: Option<u64>,
+    /// The same drain's invocation `time_ns`.
+    pub final_read_ns: Option<u64>,
 }
 
 impl<'h> Model<'h> {
@@ -154,6 +161,7 @@ impl<'h> Model<'h> {
             reads_at: FastMap::default(),
             max_read: Vec::new(),
             final_read: None,
+            final_read_ns: None,
         };
         m.pair()?;
         m.index_ops()?;
@@ -210,18 +218,28 @@ impl<'h> Model<'h> {
                         return Err(CheckError::DuplicateSend { value, first_index, second_index });
                     }
                     let outcome = op.outcome();
-                    let ack = match (&send.at, outcome) {
-                        (Some(at), Outcome::Ok) => Some(Pos { queue: self.queues.id(&at.queue), offset: at.offset }),
+                    let (mut ack, mut unplaced) = (None, None);
+                    match (&send.at, outcome) {
+                        (Some(at), Outcome::Ok) => {
+                            let queue = self.queues.id(&at.queue);
+                            match u64::try_from(at.offset) {
+                                Ok(offset) => ack = Some(Pos { queue, offset }),
+                                Err(_) => unplaced = Some(queue),
+                            }
+                        }
                         (None, Outcome::Ok) => return Err(CheckError::MissingAck { index: op.done_index() }),
-                        _ => None,
-                    };
+                        _ => {}
+                    }
+                    let due_ns = send.due_ns;
                     self.send_of_value[value as usize] = Some(self.sends.len());
                     self.op_send[i] = Some(self.sends.len());
                     let message_group = send.message_group.as_deref();
-                    self.sends.push(SendRec { op: i, value, outcome, ack, message_group });
+                    self.sends.push(SendRec { op: i, value, outcome, ack, unplaced, due_ns, message_group });
                 }
-                Call::FinalRead if op.outcome() == Outcome::Ok => {
-                    self.final_read = Some(self.final_read.map_or(op.invoke.index, |f| f.min(op.invoke.index)));
+                Call::FinalRead if op.outcome() == Outcome::Ok && self.final_read.is_none() => {
+                    // Operations are in invocation order: the first ok drain is the earliest.
+                    self.final_read = Some(op.invoke.index);
+                    self.final_read_ns = Some(op.invoke.time_ns);
                 }
                 _ => {}
             }

@@ -1,7 +1,7 @@
 //! Real-time order of one producer's sends: `order` (per message group, by where the values were
 //! read), `nonmonotonic-send` (per queue, by the offsets the broker acknowledged), and, for
-//! orderly (FIFO) consumer groups, `delivery-order` (by when the values were delivered) and
-//! `redelivered-after-ack`.
+//! orderly (FIFO) consumer groups, `delivery-order` (by when the values were delivered), and for
+//! every popping consumer group `redelivered-after-ack`.
 //!
 //! Only pairs that are sequential count: send A acknowledged before send B was invoked. Then A's
 //! Raft entry was committed before B's was proposed, so B must land at a higher offset of the
@@ -231,8 +231,9 @@ fn inverted_in_one_poll(m: &Model<'_>, out: &mut Collector) {
     }
 }
 
-/// A value delivered to an orderly consumer group by a poll invoked after an ack of it by that
-/// group completed `ok`: an acknowledged message is consumed and never delivered again.
+/// A value delivered to a consumer group by a pop invoked after an ack of it by that group
+/// completed `ok`: an acknowledged message is consumed and never delivered again. Any pop
+/// counts, orderly or not; pulls by offset (`pop` unset) deliver to no group.
 fn redelivered_after_ack(m: &Model<'_>, out: &mut Collector) {
     let mut acked: FastMap<(&str, &str), u64> = FastMap::default();
     for op in &m.ops {
@@ -247,7 +248,7 @@ fn redelivered_after_ack(m: &Model<'_>, out: &mut Collector) {
     for op in &m.ops {
         let Some(done) = op.done.filter(|d| d.kind == OpType::Ok) else { continue };
         let Call::Poll(poll) = &done.call else { continue };
-        if !poll.orderly {
+        if !poll.is_pop() {
             continue;
         }
         let group = poll.group.as_deref().unwrap_or("");

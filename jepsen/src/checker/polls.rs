@@ -6,9 +6,10 @@
 //! or a seek, starting elsewhere is legal. An offset "holds a message" if some poll read it or
 //! some send was acknowledged at it; gaps nobody ever saw are not held against the consumer.
 //!
-//! Pops of an orderly consumer group (`orderly` polls) are not a consumer's stream: the broker
-//! chooses what comes next, and a redelivery batch legally skips what was acked in between.
-//! They are skipped here; `order.rs` checks them.
+//! Pops by a consumer group (`pop` or `orderly` polls) are not a consumer's stream: the broker
+//! chooses what comes next, a redelivery batch legally skips what was acked in between, and a
+//! non-orderly pop skips what another consumer holds. They are skipped here; `order.rs` checks
+//! them.
 
 use super::anomaly::{Anomaly, AnomalyKind, Collector};
 use super::hasher::FastMap;
@@ -26,7 +27,7 @@ pub(crate) fn check(m: &Model<'_>, out: &mut Collector) {
         let (OpType::Ok, Call::Poll(poll)) = (e.kind, &e.call) else { continue };
         // `m.reads` holds these same messages, in this order, already interned.
         let polled = reads.by_ref().take(poll.msgs.len());
-        if poll.orderly {
+        if poll.is_pop() {
             polled.for_each(drop);
             continue;
         }

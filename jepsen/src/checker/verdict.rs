@@ -78,6 +78,34 @@ pub struct Stats {
     pub final_read: bool,
     /// Latency of ok sends (invoke to completion).
     pub send_latency: Option<Quantiles>,
+    /// Delayed messages (absent when no send carried a delivery time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<DelayStats>,
+}
+
+/// Delayed messages: how they were acknowledged and how late they were delivered.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DelayStats {
+    /// Sends carrying a delivery time, by outcome.
+    pub sends: OutcomeCounts,
+    /// Ok sends acknowledged with offset -1 (placed when due).
+    pub unplaced: u64,
+    /// Delayed values read at least once.
+    pub delivered: u64,
+    /// Of those, first read (its poll's completion) before the due time, within the tolerance.
+    pub before_due: u64,
+    /// Lateness of each delivered value: its first read's poll completion minus its due time
+    /// (0 when before it). Includes the consumers' own lag.
+    pub lateness: Option<Quantiles>,
+    /// The smallest first-read-minus-due over delivered values (negative: before the due time).
+    pub earliest_ns: Option<i64>,
+    /// Ok sends acknowledged with offset -1 and never read that `lost-delayed` could not judge:
+    /// no final drain, or it began less than the grace after they were due.
+    pub unchecked: u64,
+    /// The tolerance `early-delivery` allowed without clock skew.
+    pub tolerance_ns: u64,
+    /// The grace `lost-delayed` allowed after the due time.
+    pub grace_ns: u64,
 }
 
 /// Nearest-rank quantiles, in nanoseconds.

@@ -55,6 +55,11 @@ impl HistoryWriter {
         Self { clock: Instant::now(), inner: Mutex::new(Inner { out, next_index: 0, next_op: 0 }) }
     }
 
+    /// The history clock now: what `time_ns` a line written at this moment would at least get.
+    pub fn now_ns(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
     /// Records the start of an operation; `call` holds its arguments.
     pub fn invoke(&self, process: Process, call: Call) -> io::Result<Invocation> {
         let mut inner = self.lock();
@@ -98,7 +103,7 @@ impl HistoryWriter {
         call: Call,
         error: Option<String>,
     ) -> io::Result<()> {
-        let time_ns = u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let time_ns = self.now_ns();
         let entry = Entry { index: inner.next_index, op, time_ns, process, kind, call, error };
         let mut line = serde_json::to_vec(&entry).map_err(io::Error::other)?;
         line.push(b'\n');

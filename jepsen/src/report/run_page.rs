@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::html::{esc, href, ms, opt_ms, page, secs, table};
 use super::series::{self, Series};
 use super::svg::{FAIL, Frame, INFO, OK, Scale, Shade, fault_color};
-use crate::checker::{AnomalyKind, OutcomeCounts, Verdict};
+use crate::checker::{AnomalyKind, DelayStats, OutcomeCounts, Verdict};
 use crate::history::{Entry, OpType};
 use crate::run_info::RunInfo;
 
@@ -143,6 +143,52 @@ fn stats(v: &Verdict) -> String {
         ms(lat.max_ns),
     ]];
     let headers = ["operations", "duration", "read", "distinct read", "final drain", "p50", "p99", "p99.9", "max"];
+    out.push_str(&table(&headers, &rows));
+    if let Some(d) = &s.delay {
+        out.push_str(&delay_stats(d));
+    }
+    out
+}
+
+/// Delayed messages: how they were acknowledged, and how late they were first read.
+fn delay_stats(d: &DelayStats) -> String {
+    let mut out = String::from("<h3 id=\"delay\">Delayed messages</h3>\n");
+    let _ = writeln!(
+        out,
+        "<p>Lateness: each delayed value's first read (its poll's completion) minus its due time, consumer lag \
+         included; a read before the due time counts 0. Tolerance for early reads without clock skew: {}.</p>",
+        ms(d.tolerance_ns)
+    );
+    let lat = d.lateness.unwrap_or_default();
+    let earliest = d
+        .earliest_ns
+        .map_or_else(|| "-".to_string(), |e| if e < 0 { format!("-{}", ms(e.unsigned_abs())) } else { ms(e as u64) });
+    let rows = [vec![
+        d.sends.total().to_string(),
+        d.sends.ok.to_string(),
+        d.unplaced.to_string(),
+        d.delivered.to_string(),
+        d.before_due.to_string(),
+        earliest,
+        ms(lat.p50_ns),
+        ms(lat.p99_ns),
+        ms(lat.p999_ns),
+        ms(lat.max_ns),
+        d.unchecked.to_string(),
+    ]];
+    let headers = [
+        "delayed sends",
+        "ok",
+        "ok at offset -1",
+        "delivered",
+        "before due",
+        "earliest vs due",
+        "late p50",
+        "p99",
+        "p99.9",
+        "max",
+        "not checked",
+    ];
     out.push_str(&table(&headers, &rows));
     out
 }

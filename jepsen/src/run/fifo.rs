@@ -13,6 +13,9 @@
 //! is refused as a stale handle). Every [`SKIP_ACK_EVERY`]th pop that got messages is not
 //! acked at all, so its messages come back after [`INVISIBLE`] (a legal redelivery, which
 //! holds the queue until then).
+//!
+//! The delay workload pops and acks the same way ([`Workload::pop_consumer`]) in a group that is
+//! not orderly; its pops are marked `pop: true` instead of `orderly: true`.
 
 use std::time::Duration;
 
@@ -44,16 +47,30 @@ type Io = std::io::Result<()>;
 impl Workload {
     /// Pops from the orderly group and acks until `stop` turns true.
     pub async fn fifo_consumer(self, i: u64, stop: watch::Receiver<bool>) -> Io {
-        let consumer = SimpleConsumer::new(self.cluster.clone(), FIFO_GROUP, TOPIC).with_invisible(INVISIBLE);
+        self.pop_consumer(i, FIFO_GROUP, true, format!("f{i}"), stop).await
+    }
+
+    /// Pops from consumer `group` (orderly or not) and acks until `stop` turns true, as
+    /// consumer `name`, process `CONSUMER_BASE + i`.
+    pub async fn pop_consumer(
+        self,
+        i: u64,
+        group: &'static str,
+        orderly: bool,
+        name: String,
+        stop: watch::Receiver<bool>,
+    ) -> Io {
+        let consumer = SimpleConsumer::new(self.cluster.clone(), group, TOPIC).with_invisible(INVISIBLE);
         let process = Process::Client(CONSUMER_BASE + i);
-        let name = format!("f{i}");
         let mut pops = 0u64;
         while !*stop.borrow() {
             let poll = Poll {
                 consumer: name.clone(),
-                group: Some(FIFO_GROUP.into()),
+                group: Some(group.into()),
                 reassigned: true,
-                orderly: true,
+                orderly,
+                // Written for a pop that is not orderly; an orderly poll is a pop anyway.
+                pop: !orderly,
                 msgs: vec![],
             };
             let inv = self.history.invoke(process, Call::Poll(poll.clone()))?;
@@ -85,7 +102,7 @@ impl Workload {
             if pops.is_multiple_of(SKIP_ACK_EVERY) {
                 continue;
             }
-            self.ack(&consumer, process, &name, &got, msgs).await?;
+            self.ack(&consumer, process, group, &name, &got, msgs).await?;
         }
         Ok(())
     }
@@ -95,6 +112,7 @@ impl Workload {
         &self,
         consumer: &SimpleConsumer,
         process: Process,
+        group: &str,
         name: &str,
         got: &[raftmq_client::ReceivedMessage],
         msgs: Vec<Message>,
@@ -103,7 +121,7 @@ impl Workload {
             .into_iter()
             .map(|m| Ack {
                 consumer: name.to_string(),
-                group: FIFO_GROUP.into(),
+                group: group.into(),
                 queue: m.queue,
                 offset: m.offset,
                 value: m.value,
@@ -128,12 +146,12 @@ impl Workload {
         Ok(())
     }
 
-    /// After the faults: waits (up to `limit`) until the orderly group has consumed every queue
-    /// to its end, so the consumers' last deliveries are in the history before the drain.
-    pub async fn fifo_caught_up(&self, limit: Duration) -> bool {
+    /// After the faults: waits (up to `limit`) until consumer `group` has popped every queue to
+    /// its end, so the consumers' last deliveries are in the history before the drain.
+    pub async fn group_caught_up(&self, group: &str, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         while tokio::time::Instant::now() < deadline {
-            if let Ok(groups) = self.cluster.consumer_progress(FIFO_GROUP, TOPIC).await
+            if let Ok(groups) = self.cluster.consumer_progress(group, TOPIC).await
                 && !groups.is_empty()
                 && groups.iter().all(|(_, qs)| qs.iter().all(|q| q.pop_consumed.unwrap_or(0) >= q.max_offset))
             {

@@ -15,8 +15,10 @@
 //! - [`nemesis`]: plays the schedule and records nemesis ops.
 //! - [`workload`]: producers, consumers with offset commits, the final read.
 //! - [`fifo`]: the fifo workload's orderly consumer group (pops and acks).
+//! - [`delay`]: the delay workload's delivery times and consumer group.
 //! - [`suite`]: several runs over nemesis mixes, then a summary.
 
+pub mod delay;
 pub mod fifo;
 pub mod nemesis;
 pub mod net;
@@ -52,6 +54,8 @@ pub enum WorkloadKind {
     Queue,
     /// Sends in message groups, each group's one at a time; an orderly consumer group pops and acks.
     Fifo,
+    /// Most sends delayed 1-30 s; a consumer group pops and acks; nothing may come before it is due.
+    Delay,
 }
 
 impl WorkloadKind {
@@ -59,13 +63,14 @@ impl WorkloadKind {
         match self {
             WorkloadKind::Queue => "queue",
             WorkloadKind::Fifo => "fifo",
+            WorkloadKind::Delay => "delay",
         }
     }
 }
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct RunArgs {
-    /// The workload: queue or fifo.
+    /// The workload: queue, fifo or delay.
     #[arg(long, value_enum, default_value_t = WorkloadKind::Queue)]
     pub workload: WorkloadKind,
     /// Broker replicas in the one broker group.
@@ -219,7 +224,7 @@ fn broker_bin(args: &RunArgs, undo_journal: bool) -> &Path {
 
 /// Runs one test and checks it. Returns the report; the caller prints the verdict.
 pub async fn run(args: RunArgs) -> Result<report::RunReport, RunError> {
-    let (args, faults) = args.resolve().map_err(RunError::Requirement)?;
+    let (mut args, faults) = args.resolve().map_err(RunError::Requirement)?;
     check_requirements(&args, &faults)?;
     let undo_journal = faults.contains(&FaultKind::KillLoseUnsynced);
     let cleaned = registry::cleanup_leftovers().await;
@@ -227,6 +232,7 @@ pub async fn run(args: RunArgs) -> Result<report::RunReport, RunError> {
         eprintln!("cleaned leftovers of crashed runs: ids {cleaned:?}");
     }
     let seed = args.seed.unwrap_or_else(rand::random);
+    args.seed = Some(seed);
     let started = unix_ms();
     let dir = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{seed}-{}", started / 1000)));
     if dir.join(HISTORY_FILE).exists() {
@@ -261,8 +267,21 @@ pub async fn run(args: RunArgs) -> Result<report::RunReport, RunError> {
             (
                 "message_groups".into(),
                 match args.workload {
-                    WorkloadKind::Queue => "none".into(),
+                    WorkloadKind::Queue | WorkloadKind::Delay => "none".into(),
                     WorkloadKind::Fifo => format!("{} per producer", fifo::GROUPS_PER_PRODUCER),
+                },
+            ),
+            (
+                "delays".into(),
+                match args.workload {
+                    WorkloadKind::Delay => format!(
+                        "1 in {} sent at once, else {}-{} s ahead, due at most {} s after the time limit",
+                        delay::IMMEDIATE_ONE_IN,
+                        delay::MIN_DELAY.as_secs(),
+                        delay::MAX_DELAY.as_secs(),
+                        delay::LAST_DUE_AFTER_LIMIT.as_secs()
+                    ),
+                    _ => "none".into(),
                 },
             ),
             ("sdk_retries".into(), args.sdk_retries.to_string()),
@@ -306,17 +325,20 @@ async fn drive(bed: &Arc<Testbed>, args: &RunArgs, steps: &[schedule::Step], dir
     eprintln!("cluster up, leader n{leader}");
     let cluster =
         raftmq_client::Cluster::new(&[bed.topo.namesrv_addr()]).map_err(|e| RunError::Setup(e.to_string()))?;
-    let fifo = args.workload == WorkloadKind::Fifo;
-    create_topic(&cluster, args.queues, fifo).await?;
+    create_topic(&cluster, args.queues, args.workload).await?;
 
     let history = Arc::new(HistoryWriter::create(&dir.join(HISTORY_FILE))?);
-    let message_groups = if fifo { fifo::GROUPS_PER_PRODUCER } else { 0 };
+    let message_groups = if args.workload == WorkloadKind::Fifo { fifo::GROUPS_PER_PRODUCER } else { 0 };
+    let last_due = unix_ms() + (args.time_limit + delay::LAST_DUE_AFTER_LIMIT.as_secs()) * 1000;
+    let plan =
+        (args.workload == WorkloadKind::Delay).then(|| delay::DelayPlan::new(args.seed.unwrap_or_default(), last_due));
     let wl = Workload {
         cluster,
         history: history.clone(),
         queues: args.queues,
         sdk_retries: args.sdk_retries,
         message_groups,
+        delay: plan.clone(),
     };
     let (stop_producers, producers_stop) = watch::channel(false);
     let (stop_consumers, consumers_stop) = watch::channel(false);
@@ -325,13 +347,22 @@ async fn drive(bed: &Arc<Testbed>, args: &RunArgs, steps: &[schedule::Step], dir
         producers.push(tokio::spawn(wl.clone().producer(p, producers_stop.clone())));
     }
     let mut consumers = Vec::new();
-    if fifo {
-        for i in 0..fifo::FIFO_CONSUMERS {
-            consumers.push(tokio::spawn(wl.clone().fifo_consumer(i, consumers_stop.clone())));
+    match args.workload {
+        WorkloadKind::Fifo => {
+            for i in 0..fifo::FIFO_CONSUMERS {
+                consumers.push(tokio::spawn(wl.clone().fifo_consumer(i, consumers_stop.clone())));
+            }
         }
-    } else {
-        for q in 0..args.queues {
-            consumers.push(tokio::spawn(wl.clone().consumer(q, consumers_stop.clone())));
+        WorkloadKind::Delay => {
+            for i in 0..delay::DELAY_CONSUMERS {
+                let c = wl.clone().pop_consumer(i, delay::DELAY_GROUP, false, format!("d{i}"), consumers_stop.clone());
+                consumers.push(tokio::spawn(c));
+            }
+        }
+        WorkloadKind::Queue => {
+            for q in 0..args.queues {
+                consumers.push(tokio::spawn(wl.clone().consumer(q, consumers_stop.clone())));
+            }
         }
     }
     let t0 = tokio::time::Instant::now();
@@ -346,11 +377,24 @@ async fn drive(bed: &Arc<Testbed>, args: &RunArgs, steps: &[schedule::Step], dir
     let leader = bed.wait_for_leader(Duration::from_secs(30)).await;
     eprintln!("healed; leader {}", leader.map_or("none".into(), |l| format!("n{l}")));
     // Let the consumers catch up on what is committed before the drain starts.
-    if fifo {
-        let done = wl.fifo_caught_up(Duration::from_secs(60)).await;
-        eprintln!("orderly group {}", if done { "consumed every queue" } else { "did NOT catch up in 60 s" });
-    } else {
-        tokio::time::sleep(Duration::from_secs(3)).await;
+    match args.workload {
+        WorkloadKind::Fifo => {
+            let done = wl.group_caught_up(fifo::FIFO_GROUP, Duration::from_secs(60)).await;
+            eprintln!("orderly group {}", if done { "consumed every queue" } else { "did NOT catch up in 60 s" });
+        }
+        WorkloadKind::Delay => {
+            // Past the latest delivery time and the checker's grace, so every delayed message
+            // acknowledged is due and judged by the drain.
+            if let Some(latest) = plan.as_ref().and_then(delay::DelayPlan::latest) {
+                let grace = crate::checker::DELAY_GRACE_NS / 1_000_000 + 1000;
+                let wait = (latest + grace).saturating_sub(unix_ms());
+                eprintln!("waiting {:.1} s for the last delayed messages to be due", wait as f64 / 1000.0);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            let done = wl.group_caught_up(delay::DELAY_GROUP, Duration::from_secs(60)).await;
+            eprintln!("consumer group {}", if done { "consumed every queue" } else { "did NOT catch up in 60 s" });
+        }
+        WorkloadKind::Queue => tokio::time::sleep(Duration::from_secs(3)).await,
     }
     let _ = stop_consumers.send(true);
     join_all(consumers).await?;
@@ -360,26 +404,33 @@ async fn drive(bed: &Arc<Testbed>, args: &RunArgs, steps: &[schedule::Step], dir
     Ok(())
 }
 
-/// Creates the topic (accepting FIFO messages only for the fifo workload, and then the orderly
-/// consumer group too), retrying for 30 s. "Already exists" counts as done: a retry after an
-/// attempt whose answer was lost finds its own work.
-async fn create_topic(cluster: &raftmq_client::Cluster, queues: u32, fifo: bool) -> Result<(), RunError> {
+/// Creates the topic (accepting FIFO messages only for the fifo workload, normal and delayed
+/// ones for the delay workload) and the workload's consumer group (orderly for fifo), retrying
+/// for 30 s. "Already exists" counts as done: a retry after an attempt whose answer was lost
+/// finds its own work.
+async fn create_topic(cluster: &raftmq_client::Cluster, queues: u32, kind: WorkloadKind) -> Result<(), RunError> {
+    use raftmq_client::MessageType;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let types: &[raftmq_client::MessageType] = if fifo { &[raftmq_client::MessageType::Fifo] } else { &[] };
+    let (types, group): (&[MessageType], _) = match kind {
+        WorkloadKind::Queue => (&[], None),
+        WorkloadKind::Fifo => (&[MessageType::Fifo], Some((fifo::FIFO_GROUP, true))),
+        WorkloadKind::Delay => (&[MessageType::Normal, MessageType::Delay], Some((delay::DELAY_GROUP, false))),
+    };
     let done = |r: Result<(), raftmq_client::Error>| match r {
         Err(e) if e.to_string().contains("already exists") => Ok(()),
         r => r,
     };
-    let (mut topic, mut group) = (false, !fifo);
+    let (mut topic, mut group_done) = (false, group.is_none());
     loop {
         let mut r = Ok(());
         if !topic {
             r = done(cluster.create_topic_accepting(workload::TOPIC, queues, types, &[]).await);
             topic = r.is_ok();
         }
-        if topic && !group {
-            r = done(cluster.create_consumer_group(fifo::FIFO_GROUP, true, fifo::MAX_ATTEMPTS, &[]).await);
-            group = r.is_ok();
+        if let (true, false, Some((name, orderly))) = (topic, group_done, group) {
+            // The broker's maximum attempts: nothing reaches the dead-letter queue in a run.
+            r = done(cluster.create_consumer_group(name, orderly, fifo::MAX_ATTEMPTS, &[]).await);
+            group_done = r.is_ok();
         }
         match r {
             Ok(()) => return Ok(()),

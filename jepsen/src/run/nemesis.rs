@@ -236,7 +236,16 @@ impl Nemesis {
             Ok(a) => a.targets(),
             Err((t, _)) => t.clone(),
         };
-        let fault = Fault { fault: step.fault.name().into(), action: FaultAction::Start, targets: names(&targets) };
+        // A clock-skew start names how far off it set its target's clock (the delay checks
+        // bound early deliveries by it); the fault is applied before this line is written.
+        let clock_offset_s =
+            (step.fault == FaultKind::ClockSkew && !targets.is_empty()).then(|| FaultKind::skew_secs(step.pick));
+        let fault = Fault {
+            fault: step.fault.name().into(),
+            action: FaultAction::Start,
+            targets: names(&targets),
+            clock_offset_s,
+        };
         let inv = self.history.invoke(Process::NEMESIS, Call::Nemesis(fault.clone()))?;
         match result {
             Ok(a) => {
@@ -253,7 +262,12 @@ impl Nemesis {
     }
 
     async fn stop(&self, kind: FaultKind, applied: &Applied) -> std::io::Result<()> {
-        let fault = Fault { fault: kind.name().into(), action: FaultAction::Stop, targets: names(&applied.targets()) };
+        let fault = Fault {
+            fault: kind.name().into(),
+            action: FaultAction::Stop,
+            targets: names(&applied.targets()),
+            clock_offset_s: None,
+        };
         let inv = self.history.invoke(Process::NEMESIS, Call::Nemesis(fault.clone()))?;
         let r = match applied {
             Applied::Partition(_) => {

@@ -49,10 +49,13 @@ pub const MIXES: [(usize, &str); 6] = [
     ),
 ];
 
-/// The workload of run `i`: queue and fifo alternate, shifted by one each time the mixes wrap
-/// around, so every mix meets both workloads (over twice `MIXES.len()` runs).
+/// The workloads runs take in turn.
+pub const WORKLOADS: [WorkloadKind; 3] = [WorkloadKind::Queue, WorkloadKind::Fifo, WorkloadKind::Delay];
+
+/// The workload of run `i`: queue, fifo and delay in turn, shifted by one each time the mixes
+/// wrap around, so every mix meets every workload (over three times `MIXES.len()` runs).
 pub fn workload_of(i: u64) -> WorkloadKind {
-    if (i + i / MIXES.len() as u64).is_multiple_of(2) { WorkloadKind::Queue } else { WorkloadKind::Fifo }
+    WORKLOADS[((i + i / MIXES.len() as u64) % WORKLOADS.len() as u64) as usize]
 }
 
 impl SuiteArgs {
@@ -138,10 +141,12 @@ mod tests {
         assert_eq!(runs[6].seed, Some(106));
         assert_eq!(runs[1].out, Some(dir.join("01-seed101")));
         assert_eq!(runs[MIXES.len()].nemesis, runs[0].nemesis, "the mixes wrap around");
-        assert_eq!((runs[0].workload, runs[1].workload), (WorkloadKind::Queue, WorkloadKind::Fifo));
+        let first: Vec<WorkloadKind> = runs[..3].iter().map(|r| r.workload).collect();
+        assert_eq!(first, WORKLOADS);
+        let rounds = (WORKLOADS.len() * MIXES.len()) as u64;
         let pairs: std::collections::BTreeSet<(usize, &str)> =
-            (0..2 * MIXES.len() as u64).map(|i| ((i % MIXES.len() as u64) as usize, workload_of(i).name())).collect();
-        assert_eq!(pairs.len(), 2 * MIXES.len(), "every mix meets both workloads");
+            (0..rounds).map(|i| ((i % MIXES.len() as u64) as usize, workload_of(i).name())).collect();
+        assert_eq!(pairs.len(), WORKLOADS.len() * MIXES.len(), "every mix meets every workload");
         for r in runs {
             assert_eq!(r.time_limit, 30);
             let (_, faults) = r.resolve().expect("every mix parses");

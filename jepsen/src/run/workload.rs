@@ -12,10 +12,11 @@
 //! step back in what it reads is the broker's doing (`poll-skip`, `nonmonotonic-poll`).
 //!
 //! The `fifo` workload (`fifo.rs`) sends the same way with message groups and consumes through
-//! an orderly consumer group instead.
+//! an orderly consumer group instead; the `delay` workload (`delay.rs`) sends most values with a
+//! delivery time and consumes through a (not orderly) popping consumer group.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use raftmq_client::error::Error as SdkError;
 use raftmq_client::producer::Message as SdkMessage;
@@ -23,8 +24,9 @@ use raftmq_client::{Cluster, Producer, QueueReader};
 use raftmq_proto::rocketmq::v2::Code;
 use tokio::sync::watch;
 
+use super::delay::DelayPlan;
 use super::testbed::GROUP;
-use crate::history::{Call, ConsumerOffset, HistoryWriter, Message, Poll, Position, Process, Queue, Send};
+use crate::history::{Call, ConsumerOffset, HistoryWriter, Message, Poll, Process, Queue, Send, SendAt};
 
 pub const TOPIC: &str = "jepsen";
 /// Process numbers: producers from 0, consumers from here, final readers from [`FINAL_BASE`].
@@ -52,6 +54,8 @@ pub struct Workload {
     /// Message groups per producer: 0 sends plain messages; n > 0 sends value `seq` of producer
     /// `p` in group `p<p>-g<seq % n>`, so each group's sends are sequential (the fifo workload).
     pub message_groups: u64,
+    /// The delay workload: which values get a delivery time, and how far ahead.
+    pub delay: Option<DelayPlan>,
 }
 
 type Io = std::io::Result<()>;
@@ -74,26 +78,45 @@ pub(super) fn queue(id: i32) -> Queue {
 
 impl Workload {
     /// Sends `p-0`, `p-1`, ... one at a time until `stop` turns true (in message groups when
-    /// [`Workload::message_groups`] is set).
+    /// [`Workload::message_groups`] is set, with delivery times drawn from
+    /// [`Workload::delay`] when that is).
     pub async fn producer(self, p: u64, stop: watch::Receiver<bool>) -> Io {
         let producer = Producer::new(self.cluster.clone()).with_retries(self.sdk_retries);
         let process = Process::Client(p);
+        let mut draws = self.delay.as_ref().map(|plan| (plan, plan.rng(p)));
         for seq in 0u64.. {
             if *stop.borrow() {
                 break;
             }
             let message_group = (self.message_groups > 0).then(|| format!("p{p}-g{}", seq % self.message_groups));
-            let send = Send { topic: TOPIC.into(), value: format!("{p}-{seq}"), message_group, key: None, at: None };
+            // The history clock first, then the wall clock rounded up: the due time the checker
+            // gets is never later than the delivery time the broker gets.
+            let (now_ns, now_unix_ms) = (self.history.now_ns(), super::unix_ms() + 1);
+            let delay_ms = draws.as_mut().and_then(|(plan, rng)| plan.draw(rng, now_unix_ms));
+            let send = Send {
+                topic: TOPIC.into(),
+                value: format!("{p}-{seq}"),
+                message_group,
+                key: None,
+                at: None,
+                due_ns: delay_ms.map(|d| now_ns + d * 1_000_000),
+                deliver_at_unix_ms: delay_ms.map(|d| now_unix_ms + d),
+            };
             let inv = self.history.invoke(process, Call::Send(send.clone()))?;
             let mut msg = SdkMessage::new(TOPIC, send.value.clone().into_bytes());
             if let Some(g) = &send.message_group {
                 msg = msg.with_message_group(g.clone());
             }
+            if let (Some(at), Some((plan, _))) = (send.deliver_at_unix_ms, &draws) {
+                plan.asked(at);
+                msg = msg.with_delivery_time(UNIX_EPOCH + Duration::from_millis(at));
+            }
             match tokio::time::timeout(CALL_LIMIT, producer.send(msg)).await {
                 Ok(Ok(r)) => {
-                    let at = Position {
+                    // The receipt's offset as it came: -1 for a delayed message not yet due.
+                    let at = SendAt {
                         queue: Queue { topic: TOPIC.into(), broker: r.group, id: r.queue_id.max(0) as u32 },
-                        offset: r.offset.max(0) as u64,
+                        offset: r.offset,
                     };
                     self.history.ok(inv, Call::Send(Send { at: Some(at), ..send }))?;
                 }
@@ -197,6 +220,7 @@ impl Workload {
             group: Some(CONSUMER_GROUP.into()),
             reassigned,
             orderly: false,
+            pop: false,
             msgs: Vec::new(),
         };
         let inv = self.history.invoke(Process::Client(process), Call::Poll(poll.clone()))?;

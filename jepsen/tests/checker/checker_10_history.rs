@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use raftmq_jepsen::checker::{self, CheckError, Verdict};
 use raftmq_jepsen::history::{
-    Call, Entry, HistoryError, HistoryWriter, OpType, Poll, Process, Queue, parse_history, read_history,
+    Call, Entry, HistoryError, HistoryWriter, OpType, Poll, Process, Queue, SendAt, parse_history, read_history,
 };
 use raftmq_jepsen::testkit::{H, acked, send};
 
@@ -69,6 +69,31 @@ fn fifo_lines_round_trip_byte_for_byte() {
     assert!(*orderly);
     assert_eq!(entries[5].call.name(), "ack");
     assert_eq!(v.stats.acks.ok, 1);
+}
+
+/// The delay workload's lines: a delayed send acknowledged with offset -1, a clock-skew start
+/// naming its offset, a pop by a group that is not orderly, an ack (also quoted in the README).
+const GOLDEN_DELAY: &str = r#"{"index":0,"op":0,"time_ns":1000,"process":0,"type":"invoke","f":"send","value":{"topic":"jepsen","value":"0-3","due_ns":7001000000,"deliver_at_unix_ms":1767225607001}}
+{"index":1,"op":0,"time_ns":2000,"process":0,"type":"ok","f":"send","value":{"topic":"jepsen","value":"0-3","at":{"queue":{"topic":"jepsen","broker":"broker-a","id":2},"offset":-1},"due_ns":7001000000,"deliver_at_unix_ms":1767225607001}}
+{"index":2,"op":1,"time_ns":3000,"process":"nemesis","type":"invoke","f":"nemesis","value":{"fault":"clock-skew","action":"start","targets":["n2"],"clock_offset_s":-37}}
+{"index":3,"op":1,"time_ns":4000,"process":"nemesis","type":"ok","f":"nemesis","value":{"fault":"clock-skew","action":"start","targets":["n2"],"clock_offset_s":-37}}
+{"index":4,"op":2,"time_ns":7100000000,"process":100,"type":"invoke","f":"poll","value":{"consumer":"d0","group":"cg-delay","reassigned":true,"pop":true,"msgs":[]}}
+{"index":5,"op":2,"time_ns":7102000000,"process":100,"type":"ok","f":"poll","value":{"consumer":"d0","group":"cg-delay","reassigned":true,"pop":true,"msgs":[{"queue":{"topic":"jepsen","broker":"broker-a","id":2},"offset":5,"value":"0-3"}]}}
+{"index":6,"op":3,"time_ns":7103000000,"process":100,"type":"invoke","f":"ack","value":{"consumer":"d0","group":"cg-delay","queue":{"topic":"jepsen","broker":"broker-a","id":2},"offset":5,"value":"0-3"}}
+{"index":7,"op":3,"time_ns":7104000000,"process":100,"type":"ok","f":"ack","value":{"consumer":"d0","group":"cg-delay","queue":{"topic":"jepsen","broker":"broker-a","id":2},"offset":5,"value":"0-3"}}
+"#;
+
+#[test]
+fn delay_lines_round_trip_byte_for_byte() {
+    let (entries, v) = round_trip(GOLDEN_DELAY, 8);
+    let Call::Send(send) = &entries[1].call else { panic!("not a send") };
+    assert_eq!(send.at.as_ref().map(|a| a.offset), Some(-1));
+    assert_eq!(send.at.as_ref().and_then(SendAt::position), None);
+    let Call::Poll(poll) = &entries[5].call else { panic!("not a poll") };
+    assert!(poll.is_pop() && !poll.orderly);
+    let d = v.stats.delay.expect("delay stats");
+    assert_eq!((d.unplaced, d.delivered), (1, 1));
+    assert_eq!(d.lateness.map(|l| l.max_ns), Some(101_000_000));
 }
 
 #[test]

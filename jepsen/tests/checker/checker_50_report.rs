@@ -10,7 +10,7 @@ use raftmq_jepsen::checker::{AnomalyKind, Verdict};
 use raftmq_jepsen::history::{Call, FaultAction, OpType};
 use raftmq_jepsen::report::{self, Summary};
 use raftmq_jepsen::run_info::RunInfo;
-use raftmq_jepsen::testkit::{H, send};
+use raftmq_jepsen::testkit::{H, MS, send, send_delayed};
 
 /// A small run; `lose` drops the read of the first message, which makes it `lost`.
 fn history(lose: bool) -> H {
@@ -113,6 +113,28 @@ fn invalid_run_report_shows_the_anomaly_with_its_example() {
     {
         assert!(html.contains(needle), "index.html lacks {needle:?}");
     }
+}
+
+#[test]
+fn a_run_with_delayed_messages_shows_their_lateness() {
+    let mut h = H::new();
+    h.send_ok_at(1, send_delayed("d", 2_000 * MS), 0, -1);
+    h.at(2_250 * MS);
+    h.poll_ok(2, "c0", false, &[(0, 0, "d")]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_run(dir.path(), &h, "delayed run");
+    let run = report::report_run(dir.path()).expect("report");
+    let lateness = run.verdict.stats.delay.as_ref().and_then(|d| d.lateness).expect("lateness");
+    assert_eq!(lateness.max_ns, 251 * MS);
+    let html = fs::read_to_string(dir.path().join(report::INDEX_FILE)).expect("index.html");
+    for needle in ["id=\"delay\"", "ok at offset -1", "late p50", "251 ms", "100 ms"] {
+        assert!(html.contains(needle), "index.html lacks {needle:?}");
+    }
+    // A run without delayed messages has no such section.
+    write_run(dir.path(), &history(false), "plain run");
+    assert_eq!(report::report_run(dir.path()).expect("report").verdict.stats.delay, None);
+    let html = fs::read_to_string(dir.path().join(report::INDEX_FILE)).expect("index.html");
+    assert!(!html.contains("id=\"delay\""));
 }
 
 #[test]

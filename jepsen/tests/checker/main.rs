@@ -5,3 +5,4 @@ mod checker_20_anomalies;
 mod checker_30_clean;
 mod checker_40_availability;
 mod checker_50_report;
+mod checker_60_delay;
