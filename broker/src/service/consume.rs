@@ -126,6 +126,7 @@ impl MessagingServiceImpl {
                     max_attempts: self.policy.max_delivery_attempts,
                     create_group: self.policy.auto_create_groups,
                     attempt_id: attempt_id.clone(),
+                    plan: None,
                 };
                 let out = match self.meta_one(meta_command::Cmd::Pop(pop), deadline).await?.result {
                     Some(command_reply::Result::Pop(p)) => {
@@ -314,6 +315,7 @@ fn pop_target(group: &str, topic: &str, d: &Popped) -> PopTarget {
         queue_id: d.queue_id,
         offset: d.offset,
         epoch: d.epoch,
+        unit: None,
     }
 }
 

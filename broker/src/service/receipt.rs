@@ -37,7 +37,8 @@ mod tests {
 
     #[test]
     fn round_trip_and_garbage() {
-        let t = PopTarget { group: "g".into(), topic: "%RETRY%x".into(), queue_id: 3, offset: 99, epoch: 7 };
+        let t =
+            PopTarget { group: "g".into(), topic: "%RETRY%x".into(), queue_id: 3, offset: 99, epoch: 7, unit: None };
         let h = encode("broker-a", &t);
         assert_eq!(decode(&h).unwrap(), ("broker-a".to_string(), t));
         assert!(decode("nope").is_err());
