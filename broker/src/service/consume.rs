@@ -126,7 +126,7 @@ impl MessagingServiceImpl {
                     max_attempts: self.policy.max_delivery_attempts,
                     create_group: self.policy.auto_create_groups,
                     attempt_id: attempt_id.clone(),
-                    plan: None,
+                    plan: None, // the leader plans it (pop_plan/)
                 };
                 let out = match self.meta_one(meta_command::Cmd::Pop(pop), deadline).await?.result {
                     Some(command_reply::Result::Pop(p)) => {
