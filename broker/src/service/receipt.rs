@@ -27,7 +27,9 @@ pub fn decode(handle: &str) -> Result<(String, PopTarget), ApiError> {
         return Err(bad());
     };
     let bytes = hex::decode(body).map_err(|_| bad())?;
-    let t = PopTarget::decode(bytes.as_slice()).map_err(|_| bad())?;
+    let mut t = PopTarget::decode(bytes.as_slice()).map_err(|_| bad())?;
+    // Units travel only in dead-letter commands, filled in by the broker.
+    t.unit = None;
     Ok((group.to_string(), t))
 }
 
