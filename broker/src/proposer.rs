@@ -19,7 +19,7 @@ use openraft::ReadPolicy;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::impls::ProgressResponder;
 use raftmq_proto::broker::forward_client::ForwardClient;
-use raftmq_proto::broker::{CommandReply, ProposeRequest, ReadIndexRequest, propose_response};
+use raftmq_proto::broker::{CommandReply, MetaCommand, ProposeRequest, ReadIndexRequest, propose_response};
 use raftmq_raft::network::Dialer;
 use raftmq_raft::{Cmd, NodeId, Raft, TypeConfig};
 use tokio::time::Instant;
@@ -177,10 +177,10 @@ impl Proposer {
 
     /// `Ok(None)`: this node is not the leader (the entry was not appended).
     pub async fn propose_local(&self, cmd: Cmd, deadline: Instant) -> Result<Option<CommandReply>, ApiError> {
-        if PopPlanner::may_hold_pops(&cmd) {
-            return self.propose_planned(cmd, deadline).await;
+        match PopPlanner::with_pops(&cmd) {
+            Some(m) => self.propose_planned(m, deadline).await,
+            None => self.write(cmd, deadline).await,
         }
-        self.write(cmd, deadline).await
     }
 
     /// The leader's clock goes into the entry: the idempotent-send window
@@ -198,17 +198,14 @@ impl Proposer {
         }
     }
 
-    /// A meta command: its pops are planned first, as leader of the current
-    /// term, and the entry goes only into that term's log (`with_leader`), so
-    /// the plan's claims are never carried into another term. The claims are
-    /// held until the write returns.
-    async fn propose_planned(&self, cmd: Cmd, deadline: Instant) -> Result<Option<CommandReply>, ApiError> {
+    /// A meta command holding pops: they are planned first, as leader of the
+    /// current term, and the entry goes only into that term's log
+    /// (`with_leader`), so the plan's claims are never carried into another
+    /// term. The claims are held until the write returns.
+    async fn propose_planned(&self, m: MetaCommand, deadline: Instant) -> Result<Option<CommandReply>, ApiError> {
         let Some(term) = self.leading_term() else { return Ok(None) };
         let order = self.planner.order().await;
-        let Some(planned) = self.planner.plan(&cmd, term)? else {
-            drop(order);
-            return self.write(cmd, deadline).await;
-        };
+        let planned = self.planner.plan(m, term)?;
         let (responder, applied) = ProgressResponder::complete_only();
         let write = self.raft.write(self.stamped(&planned.cmd)).with_leader(term).responder(responder);
         let sent = tokio::time::timeout_at(deadline, write).await;

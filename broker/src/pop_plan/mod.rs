@@ -71,9 +71,15 @@ impl PopPlanner {
         Self { shared: Arc::downgrade(shared), order: tokio::sync::Mutex::new(()), reservations: Arc::default() }
     }
 
-    /// Whether `cmd` may hold a pop (a meta command); cheap, no decoding.
-    pub fn may_hold_pops(cmd: &Cmd) -> bool {
-        cmd.0.first() == Some(&KIND_META)
+    /// The meta command in `cmd` (unstamped) if it holds a pop: only those are
+    /// planned. A message batch is recognised by its first byte, undecoded.
+    pub fn with_pops(cmd: &Cmd) -> Option<MetaCommand> {
+        if cmd.0.first() != Some(&KIND_META) {
+            return None;
+        }
+        // Undecodable: proposed as it is, and apply answers the error.
+        let mut m = MetaCommand::decode(cmd.0.slice(1..)).ok()?;
+        (!pops_mut(&mut m).is_empty()).then_some(m)
     }
 
     /// Serializes planning and handing entries to Raft (see `order`).
@@ -81,18 +87,9 @@ impl PopPlanner {
         self.order.lock().await
     }
 
-    /// `cmd` (unstamped) with every pop in it planned, as leader of `term`;
-    /// `None` when it holds no pop (it is proposed as it is). Fails only when
-    /// the replica has stopped.
-    pub fn plan(&self, cmd: &Cmd, term: u64) -> Result<Option<Planned>, ApiError> {
-        if !Self::may_hold_pops(cmd) {
-            return Ok(None);
-        }
-        // Undecodable: proposed as it is, and apply answers the error.
-        let Ok(mut m) = MetaCommand::decode(cmd.0.slice(1..)) else { return Ok(None) };
-        if pops_mut(&mut m).is_empty() {
-            return Ok(None);
-        }
+    /// `m` with every pop in it planned, as leader of `term`, encoded. Fails
+    /// only when the replica has stopped.
+    pub fn plan(&self, mut m: MetaCommand, term: u64) -> Result<Planned, ApiError> {
         let shared = self
             .shared
             .upgrade()
@@ -100,7 +97,7 @@ impl PopPlanner {
         let mut res = self.reservations.lock().unwrap_or_else(|p| p.into_inner());
         let ticket = res.begin(term);
         plan_meta(&mut m, &shared.meta(), &shared.cq, &mut res, ticket);
-        Ok(Some(Planned { cmd: encode_meta(&m), reserved: Reserved::new(self.reservations.clone(), ticket) }))
+        Ok(Planned { cmd: encode_meta(&m), reserved: Reserved::new(self.reservations.clone(), ticket) })
     }
 }
 
