@@ -14,6 +14,7 @@
 //! - [`cmd`]: how commands are encoded in Raft entries.
 //! - [`sm`]: the replicated state machine, checkpoints, index feeding.
 //! - [`proposer`]: proposing through the leader from any replica; [`batcher`]: coalescing sends.
+//! - [`pop_plan`]: the leader decides what a pop delivers before proposing it.
 //! - [`reader`]: reading a queue by offset; [`timer`]: the leader's timer for delayed messages.
 //! - [`routes`] and [`registration`]: nameserver queries and heartbeats.
 //! - [`clients`]: connected clients and their Telemetry settings (per node, soft state).
@@ -28,6 +29,7 @@ pub mod config;
 pub mod consumer_group;
 pub mod error;
 pub mod node;
+pub mod pop_plan;
 pub mod proposer;
 pub mod reader;
 pub mod registration;

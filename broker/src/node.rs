@@ -92,7 +92,7 @@ impl BrokerNode {
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
 
-        let proposer = Proposer::new(&config.group, config.node_id, raft.clone());
+        let proposer = Proposer::new(&config.group, config.node_id, raft.clone(), shared.clone());
         let routes = Routes::new(&config.group, &addr, &config.namesrv);
         let (stop, stop_rx) = watch::channel(false);
         let server = spawn_server(

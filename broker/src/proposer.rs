@@ -5,6 +5,10 @@
 //! for one. A proposal is retried only while it is certain it was never
 //! appended (no leader, refused connection, "not leader" answers); once it may
 //! have reached a leader, a failure is reported as an unknown outcome.
+//!
+//! The leader plans the pops of a command right before it proposes it
+//! ([`crate::pop_plan`]): whether the command was built on this node or
+//! forwarded, the plan is made by the node that appends it.
 
 use openraft::type_config::async_runtime::WatchReceiver;
 use std::collections::HashMap;
@@ -13,15 +17,17 @@ use std::time::Duration;
 
 use openraft::ReadPolicy;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::impls::ProgressResponder;
 use raftmq_proto::broker::forward_client::ForwardClient;
-use raftmq_proto::broker::{CommandReply, ProposeRequest, ReadIndexRequest, propose_response};
+use raftmq_proto::broker::{CommandReply, MetaCommand, ProposeRequest, ReadIndexRequest, propose_response};
 use raftmq_raft::network::Dialer;
-use raftmq_raft::{Cmd, NodeId, Raft};
+use raftmq_raft::{Cmd, NodeId, Raft, TypeConfig};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use crate::error::ApiError;
-use crate::sm::BrokerStateMachine;
+use crate::pop_plan::PopPlanner;
+use crate::sm::{BrokerStateMachine, Shared};
 
 /// How long to wait between attempts while no leader is known.
 const ELECTION_POLL: Duration = Duration::from_millis(20);
@@ -35,6 +41,7 @@ pub struct Proposer {
     /// This process run's id, in every entry it stamps.
     run: u64,
     dialer: Dialer,
+    planner: Arc<PopPlanner>,
 }
 
 /// What goes through the leader.
@@ -56,13 +63,28 @@ pub struct LeaderInfo {
 }
 
 impl Proposer {
-    pub fn new(group: &str, node_id: NodeId, raft: Raft<BrokerStateMachine>) -> Self {
-        Self::with_dialer(group, node_id, raft, Dialer::tcp())
+    /// `shared` is the replica's applied state, which pops are planned against when it leads.
+    pub fn new(group: &str, node_id: NodeId, raft: Raft<BrokerStateMachine>, shared: Arc<Shared>) -> Self {
+        Self::with_dialer(group, node_id, raft, shared, Dialer::tcp())
     }
 
     /// A proposer that forwards through `dialer`'s channels (the simulation's network).
-    pub fn with_dialer(group: &str, node_id: NodeId, raft: Raft<BrokerStateMachine>, dialer: Dialer) -> Self {
-        Self { group: group.into(), node_id, raft, peers: Arc::default(), run: rand::random(), dialer }
+    pub fn with_dialer(
+        group: &str,
+        node_id: NodeId,
+        raft: Raft<BrokerStateMachine>,
+        shared: Arc<Shared>,
+        dialer: Dialer,
+    ) -> Self {
+        Self {
+            group: group.into(),
+            node_id,
+            raft,
+            peers: Arc::default(),
+            run: rand::random(),
+            dialer,
+            planner: Arc::new(PopPlanner::new(&shared)),
+        }
     }
 
     pub fn raft(&self) -> &Raft<BrokerStateMachine> {
@@ -155,20 +177,63 @@ impl Proposer {
 
     /// `Ok(None)`: this node is not the leader (the entry was not appended).
     pub async fn propose_local(&self, cmd: Cmd, deadline: Instant) -> Result<Option<CommandReply>, ApiError> {
-        // The leader's clock goes into the entry: the idempotent-send window
-        // measures time by one clock per term (sm/dedup.rs).
-        let stamp = crate::cmd::Stamp { ms: crate::service::messaging::now_ms(), run: self.run };
-        let cmd = crate::cmd::stamp(&cmd, stamp);
-        match tokio::time::timeout_at(deadline, self.raft.client_write(cmd)).await {
+        match PopPlanner::with_pops(&cmd) {
+            Some(m) => self.propose_planned(m, deadline).await,
+            None => self.write(cmd, deadline).await,
+        }
+    }
+
+    /// The leader's clock goes into the entry: the idempotent-send window
+    /// measures time by one clock per term (sm/dedup.rs).
+    fn stamped(&self, cmd: &Cmd) -> Cmd {
+        crate::cmd::stamp(cmd, crate::cmd::Stamp { ms: crate::service::messaging::now_ms(), run: self.run })
+    }
+
+    async fn write(&self, cmd: Cmd, deadline: Instant) -> Result<Option<CommandReply>, ApiError> {
+        match tokio::time::timeout_at(deadline, self.raft.client_write(self.stamped(&cmd))).await {
             Err(_) => Err(ApiError::timeout("the write")),
             Ok(Ok(resp)) => Ok(Some(resp.data)),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Ok(None),
-            Ok(Err(RaftError::APIError(e))) => Err(ApiError::internal(format!("proposal refused: {e}"))),
-            Ok(Err(RaftError::Fatal(f))) => Err(ApiError::new(
-                raftmq_proto::rocketmq::v2::Code::HaNotAvailable,
-                format!("this replica stopped: {f}"),
-            )),
+            Ok(Err(RaftError::APIError(e))) => write_refused(e),
+            Ok(Err(RaftError::Fatal(f))) => Err(stopped(&f)),
         }
+    }
+
+    /// A meta command holding pops: they are planned first, as leader of the
+    /// current term, and the entry goes only into that term's log
+    /// (`with_leader`), so the plan's claims are never carried into another
+    /// term. The claims are held until the write returns.
+    async fn propose_planned(&self, m: MetaCommand, deadline: Instant) -> Result<Option<CommandReply>, ApiError> {
+        let Some(term) = self.leading_term() else { return Ok(None) };
+        let order = self.planner.order().await;
+        let planned = self.planner.plan(m, term)?;
+        let (responder, applied) = ProgressResponder::complete_only();
+        let write = self.raft.write(self.stamped(&planned.cmd)).with_leader(term).responder(responder);
+        let sent = tokio::time::timeout_at(deadline, write).await;
+        // Handed to Raft (or not): the next plan may go.
+        drop(order);
+        match sent {
+            Err(_) => return Err(ApiError::timeout("the write")),
+            Ok(Err(f)) => return Err(stopped(&f)),
+            Ok(Ok(())) => {}
+        }
+        let outcome = tokio::time::timeout_at(deadline, applied).await;
+        drop(planned.reserved);
+        match outcome {
+            Err(_) => Err(ApiError::timeout("the write")),
+            Ok(Err(_)) => Err(ApiError::new(
+                raftmq_proto::rocketmq::v2::Code::HaNotAvailable,
+                "this replica stopped before the write was applied",
+            )),
+            Ok(Ok(Ok(resp))) => Ok(Some(resp.data)),
+            Ok(Ok(Err(e))) => write_refused(e),
+        }
+    }
+
+    /// The term this node leads in, if it leads.
+    fn leading_term(&self) -> Option<u64> {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        (m.current_leader == Some(self.node_id)).then_some(m.current_term)
     }
 
     /// `Ok(None)`: the target was not the leader or could not be reached before sending.
@@ -216,6 +281,18 @@ impl Proposer {
             tokio::time::sleep(ELECTION_POLL).await;
         }
     }
+}
+
+/// `Ok(None)` when the write went to a node that does not lead (retry at the leader).
+fn write_refused(e: ClientWriteError<TypeConfig>) -> Result<Option<CommandReply>, ApiError> {
+    match e {
+        ClientWriteError::ForwardToLeader(_) => Ok(None),
+        e => Err(ApiError::internal(format!("proposal refused: {e}"))),
+    }
+}
+
+fn stopped(f: &impl std::fmt::Display) -> ApiError {
+    ApiError::new(raftmq_proto::rocketmq::v2::Code::HaNotAvailable, format!("this replica stopped: {f}"))
 }
 
 fn is_connect_error(s: &tonic::Status) -> bool {

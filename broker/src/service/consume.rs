@@ -8,16 +8,16 @@ use std::time::Duration;
 use std::sync::atomic::Ordering;
 
 use raftmq_proto::broker::{
-    AckBatch, ChangeInvisible, CommandReply, MetaCommand, Pop, PopTarget, Popped, StoredMessage, command_reply,
-    meta_command,
+    AckBatch, ChangeInvisible, CommandReply, MetaCommand, Pop, PopTarget, Popped, QueueUnit, StoredMessage,
+    command_reply, meta_command,
 };
 use raftmq_proto::rocketmq::v2::{self as v2, Code};
 use tokio::time::Instant;
 
 use super::messaging::{MessagingServiceImpl, now_ms};
-use super::{convert, receipt};
+use super::{convert, read_barrier, receipt};
 use crate::error::ApiError;
-use crate::sm::pop::dlq_topic;
+use crate::sm::pop::{dlq_topic, unit_to_pb};
 
 pub const MIN_INVISIBLE: Duration = Duration::from_secs(1);
 pub const MAX_INVISIBLE: Duration = Duration::from_secs(12 * 3600);
@@ -126,6 +126,7 @@ impl MessagingServiceImpl {
                     max_attempts: self.policy.max_delivery_attempts,
                     create_group: self.policy.auto_create_groups,
                     attempt_id: attempt_id.clone(),
+                    plan: None, // the leader plans it (pop_plan/)
                 };
                 let out = match self.meta_one(meta_command::Cmd::Pop(pop), deadline).await?.result {
                     Some(command_reply::Result::Pop(p)) => {
@@ -296,13 +297,34 @@ impl MessagingServiceImpl {
         deadline: Instant,
     ) -> Result<(), ApiError> {
         let group = Self::group_name(req.group.as_ref())?;
-        let target = self.target(&group, &req.receipt_handle)?;
+        let mut target = self.target(&group, &req.receipt_handle)?;
         self.renewer.release([&target]);
+        target.unit = Some(self.delivered_unit(&target, deadline).await?);
         match self.meta_one(meta_command::Cmd::DeadLetter(target), deadline).await?.result {
             Some(command_reply::Result::Ok(_)) => Ok(()),
             Some(command_reply::Result::Error(e)) => Err(ApiError::from_reply(&e)),
             _ => Err(ApiError::internal("unexpected reply to a dead-letter move")),
         }
+    }
+
+    /// The unit of the message a delivery names, which the dead-letter command
+    /// carries so that apply reads no unit. The delivery's pop was applied at
+    /// `epoch` and the unit existed before it, so it is here once this replica
+    /// applied that far; a lagging replica first catches up to the leader's
+    /// read index. An epoch beyond that was never committed: a forged handle.
+    async fn delivered_unit(&self, t: &PopTarget, deadline: Instant) -> Result<QueueUnit, ApiError> {
+        let invalid = || ApiError::new(Code::InvalidReceiptHandle, "the receipt handle is stale or unknown");
+        if self.shared.applied_index() < t.epoch {
+            read_barrier(&self.proposer, &self.shared, deadline).await?;
+            if self.shared.applied_index() < t.epoch {
+                return Err(invalid());
+            }
+        }
+        let units =
+            self.shared.cq.read(&t.topic, t.queue_id, t.offset, 1).map_err(|e| ApiError::internal(e.to_string()))?;
+        // `read` starts at the first retained offset when `offset` lies below it.
+        let (_, unit) = units.first().filter(|(o, _)| *o == t.offset).ok_or_else(invalid)?;
+        Ok(unit_to_pb(unit))
     }
 }
 
@@ -314,6 +336,7 @@ fn pop_target(group: &str, topic: &str, d: &Popped) -> PopTarget {
         queue_id: d.queue_id,
         offset: d.offset,
         epoch: d.epoch,
+        unit: None,
     }
 }
 

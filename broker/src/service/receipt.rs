@@ -27,7 +27,9 @@ pub fn decode(handle: &str) -> Result<(String, PopTarget), ApiError> {
         return Err(bad());
     };
     let bytes = hex::decode(body).map_err(|_| bad())?;
-    let t = PopTarget::decode(bytes.as_slice()).map_err(|_| bad())?;
+    let mut t = PopTarget::decode(bytes.as_slice()).map_err(|_| bad())?;
+    // Units travel only in dead-letter commands, filled in by the broker.
+    t.unit = None;
     Ok((group.to_string(), t))
 }
 
@@ -37,7 +39,8 @@ mod tests {
 
     #[test]
     fn round_trip_and_garbage() {
-        let t = PopTarget { group: "g".into(), topic: "%RETRY%x".into(), queue_id: 3, offset: 99, epoch: 7 };
+        let t =
+            PopTarget { group: "g".into(), topic: "%RETRY%x".into(), queue_id: 3, offset: 99, epoch: 7, unit: None };
         let h = encode("broker-a", &t);
         assert_eq!(decode(&h).unwrap(), ("broker-a".to_string(), t));
         assert!(decode("nope").is_err());

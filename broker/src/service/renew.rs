@@ -209,7 +209,7 @@ mod tests {
     use crate::clients::ServerPolicy;
 
     fn lease(client: &str, offset: i64, deadline_ms: i64, since_ms: i64) -> (LeaseKey, Lease) {
-        let target = PopTarget { group: "g".into(), topic: "t".into(), queue_id: 0, offset, epoch: 1 };
+        let target = PopTarget { group: "g".into(), topic: "t".into(), queue_id: 0, offset, epoch: 1, unit: None };
         (key(&target), Lease { client: client.into(), target, deadline_ms, since_ms })
     }
 

@@ -69,8 +69,8 @@ fn apply_command(
     top_level: bool,
 ) -> io::Result<command_reply::Result> {
     match m.cmd {
-        Some(meta_command::Cmd::Pop(p)) => pop::apply_pop(shared, meta, index, p),
-        Some(meta_command::Cmd::DeadLetter(t)) => pop::apply_dead_letter(shared, meta, t),
+        Some(meta_command::Cmd::Pop(p)) => pop::apply_pop(&shared.cq, meta, index, p),
+        Some(meta_command::Cmd::DeadLetter(t)) => pop::apply_dead_letter(&shared.cq, meta, t),
         Some(meta_command::Cmd::FireDelayed(f)) => fire_delayed(shared, meta, f.now_ms),
         Some(meta_command::Cmd::Batch(b)) if top_level => {
             let mut replies = Vec::with_capacity(b.cmds.len());

@@ -10,17 +10,35 @@
 //! the back-off); after `max_attempts` deliveries it is appended to the
 //! group's dead-letter queue `%DLQ%{group}` instead (a consume-queue unit that
 //! points at the same CommitLog bytes) and counts as consumed.
+//!
+//! # Who decides
+//! The leader decides what a pop delivers, right before proposing it
+//! (`crate::pop_plan`), and the entry carries that plan: the expired
+//! deliveries to deliver again or dead-letter (with their units) and the
+//! range of new offsets with the ones that pass the tag filter. Applying it
+//! ([`planned`]) checks the plan against this state and reads no consume-queue
+//! unit, so a replica whose queues start later (one that installed a snapshot
+//! at a retention boundary) applies every pop exactly as the others did
+//! (ARCHITECTURE.md, "Why retention waits"; I35). Entries written by older
+//! versions carry no plan and are applied as those versions did ([`legacy`]).
+//!
+//! - [`planned`]: the rules a plan is checked by.
+//! - [`legacy`]: unplanned pops, deciding from the units.
+
+mod legacy;
+pub mod planned;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use raftmq_proto::broker::{
     AckResult, ChangeInvisible, Error as PbError, Inflight as PbInflight, Pop, PopQueue, PopResult, PopTarget, Popped,
-    TopicConfig, command_reply,
+    QueueUnit, TopicConfig, command_reply,
 };
 use raftmq_proto::rocketmq::v2::{Code, MessageType, Permission};
-use raftmq_store::consume_queue::tag_hash;
+use raftmq_store::consume_queue::{ConsumeQueueStore, CqUnit};
 
-use super::Shared;
 use super::apply::error_reply;
 use super::state::Meta;
 use crate::consumer_group::{default_group, validate_group_name};
@@ -49,7 +67,7 @@ pub struct PopQueueState {
 }
 
 impl PopQueueState {
-    fn start_at(offset: i64) -> Self {
+    pub fn start_at(offset: i64) -> Self {
         Self { consumed: offset, next: offset, ..Default::default() }
     }
 
@@ -72,11 +90,16 @@ impl PopQueueState {
     }
 
     /// Deliveries whose invisible time ran out by `now_ms`, earliest deadline first.
-    fn expired(&self, now_ms: i64) -> Vec<(i64, Inflight)> {
+    pub fn expired(&self, now_ms: i64) -> Vec<(i64, Inflight)> {
         self.by_deadline
             .range(..=(now_ms, i64::MAX))
             .filter_map(|(_, o)| self.inflight.get(o).map(|i| (*o, *i)))
             .collect()
+    }
+
+    /// `offset` is in flight with `attempt`, and that delivery's invisible time ran out by `now_ms`.
+    pub fn expired_delivery(&self, offset: i64, attempt: i32, now_ms: i64) -> bool {
+        self.inflight.get(&offset).is_some_and(|i| i.attempt == attempt && i.deadline_ms <= now_ms)
     }
 
     pub fn has_expired(&self, now_ms: i64) -> bool {
@@ -143,9 +166,44 @@ fn ok() -> PbError {
     PbError { code: Code::Ok as i32, message: "OK".into() }
 }
 
+/// How a group's deliveries are handed out, as of the entry being applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupRules {
+    /// Orderly: a queue is locked while any of its deliveries is invisible.
+    pub fifo: bool,
+    /// Deliveries before a message goes to `%DLQ%{group}`.
+    pub max_attempts: i32,
+}
+
+impl GroupRules {
+    /// The group's settings, else the pop's defaults (an unknown group is
+    /// created with the defaults by its first pop).
+    pub fn of(meta: &Meta, p: &Pop) -> Self {
+        let group = meta.groups.get(&p.group);
+        let max_attempts = match group.map(|g| g.max_delivery_attempts) {
+            Some(a) if a > 0 => a,
+            _ => p.max_attempts.max(1),
+        };
+        Self { fifo: group.is_some_and(|g| g.fifo), max_attempts }
+    }
+}
+
+/// The queues a pop visits, in order.
+pub fn pop_queues(p: &Pop) -> Vec<i32> {
+    if p.queue_ids.is_empty() { vec![p.queue_id] } else { p.queue_ids.clone() }
+}
+
 /// Applies a pop at log index `epoch`: up to `max` messages from the listed
 /// queues, in order (expired deliveries of a queue before its new messages).
-pub fn apply_pop(shared: &Shared, meta: &mut Meta, epoch: u64, p: Pop) -> std::io::Result<command_reply::Result> {
+/// A planned pop (`p.plan`, every entry this version proposes) reads no
+/// consume-queue unit; an unplanned one from an older version decides from
+/// the units as that version did ([`legacy`]).
+pub fn apply_pop(
+    cq: &ConsumeQueueStore,
+    meta: &mut Meta,
+    epoch: u64,
+    mut p: Pop,
+) -> std::io::Result<command_reply::Result> {
     let Some(queue_count) = meta.topics.get(&p.topic).map(|t| t.queue_count) else {
         return Ok(error_reply(
             Code::TopicNotFound,
@@ -164,7 +222,7 @@ pub fn apply_pop(shared: &Shared, meta: &mut Meta, epoch: u64, p: Pop) -> std::i
         }
         meta.groups.insert(p.group.clone(), default_group(&p.group));
     }
-    let queues = if p.queue_ids.is_empty() { vec![p.queue_id] } else { p.queue_ids.clone() };
+    let queues = pop_queues(&p);
     let bad_queue = queues.iter().find(|q| **q < 0 || **q as u32 >= queue_count);
     if bad_queue.is_some() || p.group.is_empty() || p.max <= 0 {
         return Ok(error_reply(Code::BadRequest, format!("bad pop of {}:{queues:?} for '{}'", p.topic, p.group)));
@@ -178,14 +236,10 @@ pub fn apply_pop(shared: &Shared, meta: &mut Meta, epoch: u64, p: Pop) -> std::i
     if keep_attempt && let Some(again) = retried_attempt(meta, &p) {
         return Ok(command_reply::Result::Pop(PopResult { popped: again }));
     }
-    let mut popped = Vec::new();
-    for queue_id in queues {
-        if popped.len() >= p.max as usize {
-            break;
-        }
-        let dead = pop_queue(shared, meta, epoch, &p, queue_id, &mut popped)?;
-        dead_letter(shared, meta, &p.group, &p.topic, queue_id, &dead)?;
-    }
+    let popped = match p.plan.take() {
+        Some(plan) => planned::apply(cq, meta, epoch, &p, &queues, plan)?,
+        None => legacy::apply(cq, meta, epoch, &p, &queues)?,
+    };
     if keep_attempt && !popped.is_empty() {
         let expires = p.now_ms.saturating_add(p.invisible_ms);
         meta.pop_attempts.record(&p.group, &p.attempt_id, &p.topic, popped.clone(), expires);
@@ -211,96 +265,30 @@ fn retried_attempt(meta: &Meta, p: &Pop) -> Option<Vec<Popped>> {
     (!live.is_empty()).then_some(live)
 }
 
-/// Pops from one queue into `popped` until it holds `p.max`; returns the
-/// offsets whose attempts ran out (to be dead-lettered).
-fn pop_queue(
-    shared: &Shared,
-    meta: &mut Meta,
-    epoch: u64,
-    p: &Pop,
-    queue_id: i32,
-    popped: &mut Vec<Popped>,
-) -> std::io::Result<Vec<i64>> {
-    let cq = &shared.cq;
-    let wanted: Vec<u64> = p.tags.iter().map(|t| tag_hash(t)).collect();
-    let max = p.max as usize;
-    let group = meta.groups.get(&p.group);
-    let fifo = group.is_some_and(|g| g.fifo);
-    let max_attempts = match group.map(|g| g.max_delivery_attempts) {
-        Some(a) if a > 0 => a,
-        _ => p.max_attempts.max(1),
-    };
-    let min = cq.min_offset(&p.topic, queue_id);
-    let st =
-        meta.pop.entry((p.group.clone(), p.topic.clone(), queue_id)).or_insert_with(|| PopQueueState::start_at(min));
-    let deadline = p.now_ms.saturating_add(p.invisible_ms);
-    let mut dead = Vec::new();
-    let mut expired = st.expired(p.now_ms);
-    if fifo {
-        // Orderly: the queue is locked while any delivery of it is still
-        // invisible; once all have expired they come back in offset order,
-        // ahead of anything new.
-        if !st.all_expired(p.now_ms) {
-            return Ok(dead);
-        }
-        expired.sort_by_key(|(offset, _)| *offset);
-    }
-    // Deliveries whose invisible time ran out go first (earliest deadline
-    // first; offset order for an orderly group).
-    for (offset, inf) in expired {
-        if popped.len() >= max {
-            break;
-        }
-        let attempt = inf.attempt + 1;
-        if attempt > max_attempts {
-            dead.push(offset);
-            st.mark_done(offset);
-            continue;
-        }
-        st.put_inflight(offset, Inflight { deadline_ms: deadline, attempt, epoch });
-        popped.push(Popped { offset, attempt, epoch, queue_id });
-    }
-    // Then messages never delivered.
-    let end = cq.max_offset(&p.topic, queue_id);
-    st.next = st.next.max(min);
-    while popped.len() < max && st.next < end {
-        let units = cq.read(&p.topic, queue_id, st.next, max - popped.len()).map_err(std::io::Error::other)?;
-        if units.is_empty() {
-            break;
-        }
-        for (offset, unit) in units {
-            st.next = offset + 1;
-            if !wanted.is_empty() && !wanted.contains(&unit.tag_hash) {
-                st.mark_done(offset); // filtered out: consumed without delivery
-                continue;
-            }
-            st.put_inflight(offset, Inflight { deadline_ms: deadline, attempt: 1, epoch });
-            popped.push(Popped { offset, attempt: 1, epoch, queue_id });
-        }
-    }
-    Ok(dead)
-}
-
 /// A consumer gives up on one delivery (ForwardMessageToDeadLetterQueue).
-pub fn apply_dead_letter(shared: &Shared, meta: &mut Meta, t: PopTarget) -> std::io::Result<command_reply::Result> {
+/// The command carries the message's unit; one from an older version does
+/// not, and the unit is read from this replica's consume queue as it was then.
+pub fn apply_dead_letter(
+    cq: &ConsumeQueueStore,
+    meta: &mut Meta,
+    mut t: PopTarget,
+) -> std::io::Result<command_reply::Result> {
     match target_state(meta, &t) {
         Some(st) if st.live(t.offset, t.epoch).is_some() => st.mark_done(t.offset),
         _ => return Ok(command_reply::Result::Error(invalid_handle())),
     }
-    dead_letter(shared, meta, &t.group, &t.topic, t.queue_id, &[t.offset])?;
+    let unit = match t.unit.take() {
+        Some(u) => Some(unit_from_pb(&u)),
+        None => legacy::read_unit(cq, &t.topic, t.queue_id, t.offset)?,
+    };
+    dead_letter(cq, meta, &t.group, unit.as_slice())?;
     Ok(command_reply::Result::Ok(true))
 }
 
-/// Appends the messages at `offsets` of one queue to `%DLQ%{group}`.
-fn dead_letter(
-    shared: &Shared,
-    meta: &mut Meta,
-    group: &str,
-    topic: &str,
-    queue_id: i32,
-    offsets: &[i64],
-) -> std::io::Result<()> {
-    if offsets.is_empty() {
+/// Appends `units` to `%DLQ%{group}` (creating the topic): they point at the
+/// same CommitLog bytes as the originals.
+fn dead_letter(cq: &ConsumeQueueStore, meta: &mut Meta, group: &str, units: &[CqUnit]) -> std::io::Result<()> {
+    if units.is_empty() {
         return Ok(());
     }
     let dlq = dlq_topic(group);
@@ -310,13 +298,16 @@ fn dead_letter(
         message_types: vec![MessageType::Normal as i32, MessageType::Fifo as i32, MessageType::Delay as i32],
         permission: Permission::ReadWrite as i32,
     });
-    for &offset in offsets {
-        let unit = shared.cq.read(topic, queue_id, offset, 1).map_err(std::io::Error::other)?;
-        if let Some((_, unit)) = unit.first() {
-            shared.cq.append(&dlq, 0, *unit).map_err(std::io::Error::other)?;
-        }
-    }
+    cq.append_many(&dlq, 0, units).map_err(std::io::Error::other)?;
     Ok(())
+}
+
+pub fn unit_to_pb(u: &CqUnit) -> QueueUnit {
+    QueueUnit { position: u.position, size: u.size, tag_hash: u.tag_hash, store_timestamp_ms: u.store_timestamp_ms }
+}
+
+pub fn unit_from_pb(u: &QueueUnit) -> CqUnit {
+    CqUnit { position: u.position, size: u.size, tag_hash: u.tag_hash, store_timestamp_ms: u.store_timestamp_ms }
 }
 
 fn target_state<'a>(meta: &'a mut Meta, t: &PopTarget) -> Option<&'a mut PopQueueState> {
@@ -354,7 +345,32 @@ pub fn apply_change_invisible(meta: &mut Meta, epoch: u64, c: ChangeInvisible) -
 
 #[cfg(test)]
 mod tests {
+    use super::testkit::*;
     use super::*;
+
+    #[test]
+    fn a_dead_letter_command_appends_the_unit_it_carries() {
+        let dir = tempfile::tempdir().unwrap();
+        let cq = queue_with(dir.path(), 8);
+        let mut m = meta(16);
+        assert_eq!(run(&cq, &mut m, 5, pop("g", 2, 0, 100)), delivered(0..2, 1));
+        // This replica's queue no longer holds offset 1: the command's unit is what counts.
+        assert_eq!(cq.trim_below(TOPIC, 0, 4).unwrap(), 4);
+        let target = |offset, epoch, unit: Option<CqUnit>| PopTarget {
+            group: "g".into(),
+            topic: TOPIC.into(),
+            queue_id: 0,
+            offset,
+            epoch,
+            unit: unit.as_ref().map(unit_to_pb),
+        };
+        let stale = apply_dead_letter(&cq, &mut m, target(1, 4, Some(unit(1)))).unwrap();
+        assert!(matches!(stale, command_reply::Result::Error(e) if e.code == Code::InvalidReceiptHandle as i32));
+        let moved = apply_dead_letter(&cq, &mut m, target(1, 5, Some(unit(1)))).unwrap();
+        assert_eq!(moved, command_reply::Result::Ok(true));
+        assert_eq!(dlq(&cq, "g"), vec![unit(1)]);
+        assert_eq!(state(&m, "g").done.iter().copied().collect::<Vec<_>>(), vec![1]);
+    }
 
     #[test]
     fn consumed_advances_over_contiguous_done_offsets() {
