@@ -39,6 +39,18 @@ pub struct BrokerConfig {
     pub max_body_bytes: usize,
     /// State-machine checkpoint period, in ms. Default 5000.
     pub checkpoint_interval_ms: u64,
+    /// How long a message is kept, in ms: the CommitLog is purged (whole
+    /// segments) once every message before a pinned checkpoint is older. A
+    /// delayed message still waiting holds retention back. Default 72 h, as
+    /// RocketMQ.
+    pub retention_ms: u64,
+    /// Also purge the oldest messages, however young, while the log holds
+    /// more than this many bytes (0: no cap). Default 0.
+    pub retention_bytes: u64,
+    /// A checkpoint is kept as a pin (a possible retention boundary and
+    /// snapshot) at most this often, in ms: the granularity of retention.
+    /// Default 600000 (10 min).
+    pub pin_interval_ms: u64,
     /// Send proposals under way at once per replica; sends arriving meanwhile
     /// share the next Raft entry. Default 4.
     pub max_inflight_proposals: usize,
@@ -136,6 +148,9 @@ impl Default for BrokerConfig {
             segment_bytes: 128 * 1024 * 1024,
             max_body_bytes: 4 * 1024 * 1024,
             checkpoint_interval_ms: 5000,
+            retention_ms: 72 * 3600 * 1000,
+            retention_bytes: 0,
+            pin_interval_ms: 600_000,
             max_inflight_proposals: 4,
             auto_create_consumer_groups: true,
             auto_renew_invisible_ms: 60_000,
@@ -220,6 +235,19 @@ impl BrokerConfig {
                 "auto_renew_invisible_ms ({inv}) must lie in [{min_inv}, {max_inv}], auto_renew_ahead_ms ({ahead}) \
                  in (0, auto_renew_invisible_ms), and auto_renew_max_ms ({}) must be at least auto_renew_invisible_ms",
                 self.auto_renew_max_ms
+            ));
+        }
+        if self.retention_ms == 0 || self.pin_interval_ms == 0 || self.pin_interval_ms > self.retention_ms {
+            return bad(format!(
+                "retention_ms ({}) must be > 0 and pin_interval_ms ({}) in (0, retention_ms]",
+                self.retention_ms, self.pin_interval_ms
+            ));
+        }
+        if self.retention_bytes != 0 && self.retention_bytes < 2 * self.segment_bytes {
+            return bad(format!(
+                "retention_bytes ({}) must be 0 (no cap) or at least two segments ({} bytes)",
+                self.retention_bytes,
+                2 * self.segment_bytes
             ));
         }
         if self.max_inflight_proposals == 0 {

@@ -33,6 +33,7 @@ pub mod pop_plan;
 pub mod proposer;
 pub mod reader;
 pub mod registration;
+pub mod retention;
 pub mod routes;
 pub mod service;
 pub mod sm;

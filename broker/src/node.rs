@@ -58,6 +58,7 @@ pub struct BrokerNode {
     server: JoinHandle<()>,
     registration: JoinHandle<()>,
     timer: JoinHandle<()>,
+    retention: [JoinHandle<()>; 2],
 }
 
 impl BrokerNode {
@@ -86,6 +87,7 @@ impl BrokerNode {
             log.clone(),
             Duration::from_millis(config.checkpoint_interval_ms),
         )?;
+        let sm = sm.with_pin_interval(Duration::from_millis(config.pin_interval_ms));
         let raft_config =
             config.raft_config().to_openraft(&config.group).map_err(|e| StartError::Raft(e.to_string()))?;
         let raft = Raft::new(config.node_id, raft_config, GrpcNetworkFactory::new(&config.group), log, sm)
@@ -116,9 +118,26 @@ impl BrokerNode {
             period: Duration::from_millis(config.namesrv_heartbeat_ms),
         };
         let timer = tokio::spawn(crate::timer::run(shared.clone(), proposer.clone(), stop_rx.clone()));
+        let policy =
+            crate::retention::Policy { retention_ms: config.retention_ms, retention_bytes: config.retention_bytes };
+        let retention = [
+            tokio::spawn(crate::retention::decide_loop(shared.clone(), proposer.clone(), policy, stop_rx.clone())),
+            tokio::spawn(crate::retention::purge_loop(shared.clone(), raft.clone(), stop_rx.clone())),
+        ];
         let registration = tokio::spawn(registration.run(shared.clone(), proposer, routes, stop_rx));
         tracing::info!(group = %config.group, node = config.node_id, %addr, "broker replica started");
-        Ok(Self { addr, node_id: config.node_id, group: config.group, raft, shared, stop, server, registration, timer })
+        Ok(Self {
+            addr,
+            node_id: config.node_id,
+            group: config.group,
+            raft,
+            shared,
+            stop,
+            server,
+            registration,
+            timer,
+            retention,
+        })
     }
 
     pub fn is_leader(&self) -> bool {
@@ -157,6 +176,9 @@ impl BrokerNode {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.timer.await;
+        for task in self.retention {
+            let _ = task.await;
+        }
         let _ = self.registration.await;
         let _ = self.server.await;
         if let Err(e) = self.raft.shutdown().await {
@@ -170,8 +192,19 @@ impl BrokerNode {
     pub async fn kill(self) {
         self.registration.abort();
         self.timer.abort();
+        for task in &self.retention {
+            task.abort();
+        }
         self.server.abort();
         let _ = self.raft.shutdown().await;
+        // An aborted task is dropped (and lets go of the stores) only when it
+        // next runs: wait for that, so a restart can take the stores' locks.
+        let _ = self.registration.await;
+        let _ = self.timer.await;
+        for task in self.retention {
+            let _ = task.await;
+        }
+        let _ = self.server.await;
     }
 }
 

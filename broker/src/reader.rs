@@ -4,7 +4,7 @@
 
 use prost::Message as _;
 use raftmq_proto::broker::StoredMessage;
-use raftmq_store::consume_queue::tag_hash;
+use raftmq_store::consume_queue::{CqUnit, tag_hash};
 
 use crate::error::ApiError;
 use crate::sm::Shared;
@@ -71,7 +71,7 @@ pub fn read_queue(
     max: usize,
     filter: &TagFilter,
 ) -> Result<ReadResult, ApiError> {
-    let start = offset.max(shared.cq.min_offset(topic, queue_id));
+    let start = offset.max(shared.first_offset(topic, queue_id));
     let units = shared
         .cq
         .read(topic, queue_id, start, max)
@@ -87,18 +87,29 @@ pub fn read_queue(
         if !filter.hash_may_match(unit.tag_hash) {
             continue;
         }
-        let raw = shared
-            .log
-            .read_bytes(unit.position, unit.size as usize)
-            .map_err(|e| ApiError::internal(format!("CommitLog read at {} failed: {e}", unit.position)))?;
-        let msg = StoredMessage::decode(raw)
-            .map_err(|e| ApiError::internal(format!("stored message at {} is corrupt: {e}", unit.position)))?;
+        let Some(msg) = read_stored(shared, &unit)? else { continue };
         if filter.matches(msg.tag.as_deref()) {
             bytes += unit.size as usize;
             messages.push((off, msg));
         }
     }
     Ok(ReadResult { messages, next_offset })
+}
+
+/// The message a consume-queue unit points at; `None` if retention purged its
+/// record (a fired delayed message or a dead letter can point further back
+/// than its queue's first retained offset).
+pub fn read_stored(shared: &Shared, unit: &CqUnit) -> Result<Option<StoredMessage>, ApiError> {
+    if unit.position < shared.log.start_position() {
+        return Ok(None);
+    }
+    let raw = shared
+        .log
+        .read_bytes(unit.position, unit.size as usize)
+        .map_err(|e| ApiError::internal(format!("CommitLog read at {} failed: {e}", unit.position)))?;
+    StoredMessage::decode(raw)
+        .map(Some)
+        .map_err(|e| ApiError::internal(format!("stored message at {} is corrupt: {e}", unit.position)))
 }
 
 #[cfg(test)]

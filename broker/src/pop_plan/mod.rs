@@ -144,7 +144,8 @@ pub fn plan_pop(meta: &Meta, cq: &ConsumeQueueStore, res: &mut Reservations, tic
             break;
         }
         let key: PopKey = (p.group.clone(), p.topic.clone(), queue_id);
-        let view = QueueView { cq, res, key: &key, rules, pop: p, wanted: &wanted };
+        let first = meta.retained.first(&p.topic, queue_id);
+        let view = QueueView { cq, res, key: &key, rules, pop: p, wanted: &wanted, first };
         let (part, delivered) = view.plan(meta.pop.get(&key), room);
         room -= delivered;
         let claim = Claim {
@@ -172,6 +173,8 @@ struct QueueView<'a> {
     rules: GroupRules,
     pop: &'a Pop,
     wanted: &'a [u64],
+    /// Retention's first offset of the queue.
+    first: i64,
 }
 
 impl QueueView<'_> {
@@ -180,7 +183,7 @@ impl QueueView<'_> {
         let (topic, queue_id, now) = (&self.pop.topic, self.key.2, self.pop.now_ms);
         let mut part = QueuePlan { queue_id, ..Default::default() };
         if st.is_none() {
-            part.start = Some(self.cq.min_offset(topic, queue_id));
+            part.start = Some(self.cq.min_offset(topic, queue_id).max(self.first));
         }
         // Orderly: locked while a delivery is invisible, counting the ones an
         // outstanding proposal is making.

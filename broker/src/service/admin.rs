@@ -201,7 +201,7 @@ impl Admin for AdminService {
                 let queues = (0..config.queue_count as i32)
                     .map(|q| QueueStatus {
                         queue_id: q,
-                        min_offset: self.shared.cq.min_offset(&config.name, q),
+                        min_offset: self.shared.first_offset(&config.name, q),
                         max_offset: self.shared.cq.max_offset(&config.name, q),
                     })
                     .collect();
@@ -266,7 +266,7 @@ impl Admin for AdminService {
                 let pop = meta.pop.get(&key);
                 QueueProgress {
                     queue_id: q,
-                    min_offset: self.shared.cq.min_offset(&req.topic, q),
+                    min_offset: self.shared.first_offset(&req.topic, q),
                     max_offset: self.shared.cq.max_offset(&req.topic, q),
                     committed_offset: meta.offsets.get(&key).copied(),
                     pop_consumed: pop.map(|p| p.consumed),

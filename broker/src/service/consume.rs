@@ -8,8 +8,8 @@ use std::time::Duration;
 use std::sync::atomic::Ordering;
 
 use raftmq_proto::broker::{
-    AckBatch, ChangeInvisible, CommandReply, MetaCommand, Pop, PopTarget, Popped, QueueUnit, StoredMessage,
-    command_reply, meta_command,
+    AckBatch, ChangeInvisible, CommandReply, MetaCommand, Pop, PopTarget, Popped, QueueUnit, command_reply,
+    meta_command,
 };
 use raftmq_proto::rocketmq::v2::{self as v2, Code};
 use tokio::time::Instant;
@@ -128,7 +128,13 @@ impl MessagingServiceImpl {
                     attempt_id: attempt_id.clone(),
                     plan: None, // the leader plans it (pop_plan/)
                 };
-                let out = match self.meta_one(meta_command::Cmd::Pop(pop), deadline).await?.result {
+                let reply = self.meta_one(meta_command::Cmd::Pop(pop), deadline).await?;
+                // A pop forwarded to the leader is answered once the leader applied
+                // it; this replica reads the messages from its own queues, so it
+                // must have applied the pop too (else it would skip the units it
+                // does not hold yet, and they would stay invisible for nothing).
+                super::wait_applied(&self.shared, reply.index, deadline).await?;
+                let out = match reply.result {
                     Some(command_reply::Result::Pop(p)) => {
                         if let Some(c) = renew_for {
                             self.renewer.lease(c, p.popped.iter().map(|d| pop_target(&group, &topic, d)));
@@ -164,7 +170,7 @@ impl MessagingServiceImpl {
         let meta = self.shared.meta();
         let fifo = meta.groups.get(group).is_some_and(|g| g.fifo);
         match meta.pop.get(&(group.to_string(), topic.to_string(), queue)) {
-            None => end > self.shared.cq.min_offset(topic, queue),
+            None => end > self.shared.first_offset(topic, queue),
             Some(st) if fifo && st.inflight_count() > 0 => st.all_expired(now_ms()),
             Some(st) => st.next < end || st.has_expired(now_ms()),
         }
@@ -176,14 +182,9 @@ impl MessagingServiceImpl {
             let queue = p.queue_id;
             let units =
                 self.shared.cq.read(topic, queue, p.offset, 1).map_err(|e| ApiError::internal(e.to_string()))?;
-            let Some((_, unit)) = units.first() else { continue };
-            let raw = self
-                .shared
-                .log
-                .read_bytes(unit.position, unit.size as usize)
-                .map_err(|e| ApiError::internal(format!("CommitLog read failed: {e}")))?;
-            let mut stored = <StoredMessage as prost::Message>::decode(raw)
-                .map_err(|e| ApiError::internal(format!("stored message is corrupt: {e}")))?;
+            // A read below the queue's first offset starts at the first one instead.
+            let Some((_, unit)) = units.first().filter(|(o, _)| *o == p.offset) else { continue };
+            let Some(mut stored) = crate::reader::read_stored(&self.shared, unit)? else { continue };
             stored.reconsume_times = p.attempt - 1;
             if topic == dlq_topic(group) {
                 stored.topic = topic.to_string();

@@ -299,8 +299,11 @@ impl MessagingService for MessagingServiceImpl {
         &self,
         r: Request<Streaming<v2::TelemetryCommand>>,
     ) -> Result<Response<Self::TelemetryStream>, Status> {
-        let shared = self.shared.clone();
-        let groups: telemetry::GroupLookup = Arc::new(move |name: &str| shared.meta().groups.get(name).cloned());
+        // Weak: a telemetry stream lives as long as its client, and must not keep
+        // a stopped replica's stores open.
+        let shared = Arc::downgrade(&self.shared);
+        let groups: telemetry::GroupLookup =
+            Arc::new(move |name: &str| shared.upgrade().and_then(|s| s.meta().groups.get(name).cloned()));
         Ok(Response::new(telemetry::open(r, self.clients.clone(), self.policy.clone(), groups)?))
     }
 
@@ -574,7 +577,7 @@ impl MessagingService for MessagingServiceImpl {
             let (topic, queue) = self.queue_of(req.message_queue.as_ref())?;
             let cq = &self.shared.cq;
             match v2::QueryOffsetPolicy::try_from(req.query_offset_policy) {
-                Ok(v2::QueryOffsetPolicy::Beginning) => Ok(cq.min_offset(topic, queue)),
+                Ok(v2::QueryOffsetPolicy::Beginning) => Ok(self.shared.first_offset(topic, queue)),
                 Ok(v2::QueryOffsetPolicy::End) => Ok(cq.max_offset(topic, queue)),
                 Ok(v2::QueryOffsetPolicy::Timestamp) => {
                     let ts = req

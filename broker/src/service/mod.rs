@@ -50,6 +50,11 @@ pub fn deadline_of<T>(req: &tonic::Request<T>) -> Instant {
 /// restarted and is still catching up.
 pub async fn read_barrier(proposer: &Proposer, shared: &Shared, deadline: Instant) -> Result<(), ApiError> {
     let index = proposer.read_index(deadline).await?;
+    wait_applied(shared, index, deadline).await
+}
+
+/// Waits until this replica has applied log `index`.
+pub async fn wait_applied(shared: &Shared, index: u64, deadline: Instant) -> Result<(), ApiError> {
     let mut applied = shared.subscribe_applied();
     match tokio::time::timeout_at(deadline, applied.wait_for(|a| *a >= index)).await {
         Ok(Ok(_)) => Ok(()),

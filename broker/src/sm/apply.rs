@@ -17,8 +17,8 @@ use raftmq_store::index::IndexEntry;
 
 use super::Shared;
 use super::delay::{DelayQueue, Delayed};
-use super::pop;
 use super::state::Meta;
+use super::{pop, retention};
 use crate::cmd::{self, Command, DecodedBatch};
 use crate::consumer_group::validate_group_config;
 use crate::topic::validate_topic_config;
@@ -72,6 +72,13 @@ fn apply_command(
         Some(meta_command::Cmd::Pop(p)) => pop::apply_pop(&shared.cq, meta, index, p),
         Some(meta_command::Cmd::DeadLetter(t)) => pop::apply_dead_letter(&shared.cq, meta, t),
         Some(meta_command::Cmd::FireDelayed(f)) => fire_delayed(shared, meta, f.now_ms),
+        Some(meta_command::Cmd::Retain(r)) => {
+            let changed = retention::apply_retain(meta, index, r);
+            if changed {
+                shared.retained_changed();
+            }
+            Ok(command_reply::Result::Ok(changed))
+        }
         Some(meta_command::Cmd::Batch(b)) if top_level => {
             let mut replies = Vec::with_capacity(b.cmds.len());
             for c in b.cmds {
@@ -256,7 +263,8 @@ fn apply_meta(shared: &Shared, meta: &mut Meta, index: u64, m: MetaCommand) -> c
             meta_command::Cmd::Pop(_)
             | meta_command::Cmd::DeadLetter(_)
             | meta_command::Cmd::Batch(_)
-            | meta_command::Cmd::FireDelayed(_),
+            | meta_command::Cmd::FireDelayed(_)
+            | meta_command::Cmd::Retain(_),
         ) => error_reply(Code::InternalError, "command dispatched to the wrong handler".into()),
         Some(meta_command::Cmd::Ack(a)) => pop::apply_ack(meta, a.targets),
         Some(meta_command::Cmd::ChangeInvisible(c)) => pop::apply_change_invisible(meta, index, c),
@@ -290,6 +298,7 @@ fn apply_meta(shared: &Shared, meta: &mut Meta, index: u64, m: MetaCommand) -> c
             meta.pop.retain(|(_, t, _), _| *t != name);
             meta.sent_ids.remove_topic(&name);
             meta.delays.remove_topic(&name);
+            meta.retained.remove_topic(&name);
             if let Err(e) = shared.cq.delete_topic(&name) {
                 // The config is gone either way; stale queue files are only disk.
                 tracing::warn!(topic = %name, "deleting consume queues failed: {e}");
@@ -306,7 +315,9 @@ fn apply_meta(shared: &Shared, meta: &mut Meta, index: u64, m: MetaCommand) -> c
                     format!("queue {} does not exist in topic '{}'", o.queue_id, o.topic),
                 );
             }
-            let (min, max) = (shared.cq.min_offset(&o.topic, o.queue_id), shared.cq.max_offset(&o.topic, o.queue_id));
+            // The replicated first offset, not the consume queue's: a replica
+            // that installed a snapshot holds no units below its snapshot.
+            let (min, max) = (meta.retained.first(&o.topic, o.queue_id), shared.cq.max_offset(&o.topic, o.queue_id));
             if o.offset < min || o.offset > max {
                 return error_reply(
                     Code::BadRequest,

@@ -24,16 +24,22 @@ pub enum CheckpointError {
 
 pub struct CheckpointFile {
     dir: PathBuf,
+    file: String,
 }
 
 impl CheckpointFile {
     pub fn open(dir: &Path) -> Result<Self, CheckpointError> {
+        Self::open_named(dir, FILE)
+    }
+
+    /// A checkpoint file of another name in `dir` (a pin, `sm/pins.rs`).
+    pub fn open_named(dir: &Path, file: &str) -> Result<Self, CheckpointError> {
         fs::create_dir_all(dir).map_err(|source| CheckpointError::Io { path: dir.into(), source })?;
-        Ok(Self { dir: dir.to_path_buf() })
+        Ok(Self { dir: dir.to_path_buf(), file: file.to_owned() })
     }
 
     pub fn load(&self) -> Result<Option<Checkpoint>, CheckpointError> {
-        let path = self.dir.join(FILE);
+        let path = self.dir.join(&self.file);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -58,7 +64,7 @@ impl CheckpointFile {
     /// Moves the checkpoint aside (kept for inspection as
     /// `state.ckpt.ahead-of-log-<applied>`), so the next load finds none.
     pub fn set_aside(&self, applied: u64) -> Result<(), CheckpointError> {
-        let (from, to) = (self.dir.join(FILE), self.dir.join(format!("{FILE}.ahead-of-log-{applied}")));
+        let (from, to) = (self.dir.join(&self.file), self.dir.join(format!("{}.ahead-of-log-{applied}", self.file)));
         let io = |source| CheckpointError::Io { path: from.clone(), source };
         fs::rename(&from, &to).map_err(io)?;
         fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)
@@ -71,7 +77,7 @@ impl CheckpointFile {
         buf.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
         buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         buf.extend_from_slice(&payload);
-        let tmp = self.dir.join(format!("{FILE}.tmp"));
+        let tmp = self.dir.join(format!("{}.tmp", self.file));
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| CheckpointError::Io { path, source }
@@ -79,7 +85,7 @@ impl CheckpointFile {
         let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
         f.write_all(&buf).map_err(io(&tmp))?;
         f.sync_data().map_err(io(&tmp))?;
-        fs::rename(&tmp, self.dir.join(FILE)).map_err(io(&tmp))?;
+        fs::rename(&tmp, self.dir.join(&self.file)).map_err(io(&tmp))?;
         fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))
     }
 }

@@ -49,6 +49,16 @@ impl DelayQueue {
         self.waiting.retain(|_, d| d.topic != topic);
     }
 
+    /// Drops the messages whose records lie before CommitLog `position` (retention).
+    pub fn drop_stored_before(&mut self, position: u64) {
+        self.waiting.retain(|_, d| d.unit.position >= position);
+    }
+
+    /// The lowest CommitLog position of a waiting message (retention stops before it).
+    pub fn min_position(&self) -> Option<u64> {
+        self.waiting.values().map(|d| d.unit.position).min()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
     }

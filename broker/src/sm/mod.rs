@@ -12,10 +12,16 @@
 //! recorded, and re-applying the log re-dispatches the rest.
 //!
 //! # Snapshots
-//! A snapshot is a metadata checkpoint pinned at the retention boundary, so a
-//! lagging replica installs it and then receives every retained entry through
-//! normal replication. Until retention purges a segment there is no boundary,
-//! openraft never needs a snapshot, and none is built (see ARCHITECTURE.md).
+//! A snapshot is a metadata checkpoint pinned at the retention boundary
+//! (`pins.rs`), so a lagging replica installs it and then receives every
+//! retained entry through normal replication. Until retention purges the log
+//! there is no boundary, and openraft never needs a snapshot.
+//!
+//! Installing one (and finishing an install a crash interrupted, on open):
+//! store the pin, move the log's base past it, reset the consume queues to the
+//! pin's next offsets and empty the index, then store the pin as the
+//! checkpoint. A crash in between leaves a log purged past the checkpoint, and
+//! open then recovers from the pin at the purge point.
 
 pub mod apply;
 pub mod attempts;
@@ -23,7 +29,9 @@ pub mod checkpoint;
 pub mod dedup;
 pub mod delay;
 pub mod index_writer;
+pub mod pins;
 pub mod pop;
+pub mod retention;
 pub mod state;
 
 use std::io;
@@ -34,7 +42,9 @@ use std::time::Duration;
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf};
+use prost::Message;
 use raftmq_proto::broker::{Checkpoint, QueueNext};
+use raftmq_raft::pb as conv;
 use raftmq_raft::{EntryPayload, LogId, SnapshotData, StoredMembership, TypeConfig};
 use raftmq_store::commitlog::CommitLog;
 use raftmq_store::consume_queue::ConsumeQueueStore;
@@ -44,10 +54,14 @@ use tokio::time::Instant;
 
 use self::checkpoint::CheckpointFile;
 use self::index_writer::IndexWriter;
+use self::pins::{PinInfo, PinStore};
 use self::state::Meta;
 
 /// Units per consume-queue file: 300k × 28 B ≈ 8 MiB.
 const CQ_UNITS_PER_FILE: u64 = 300_000;
+
+/// How often a regular checkpoint is also kept as a pin, by default.
+pub const DEFAULT_PIN_INTERVAL: Duration = Duration::from_secs(600);
 
 /// State the gRPC services read while the state machine writes it.
 pub struct Shared {
@@ -56,6 +70,12 @@ pub struct Shared {
     pub index: MessageIndex,
     meta: RwLock<Meta>,
     applied_tx: watch::Sender<u64>,
+    /// Pinned checkpoints (snapshots at retention boundaries).
+    pub pins: PinStore,
+    /// Bumped whenever a `Retain` is applied (the node's purger waits on it).
+    retained_tx: watch::Sender<u64>,
+    /// The applied index of the last durable checkpoint.
+    durable_tx: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -71,6 +91,27 @@ impl Shared {
     pub fn applied_index(&self) -> u64 {
         *self.applied_tx.borrow()
     }
+
+    pub(crate) fn retained_changed(&self) {
+        self.retained_tx.send_modify(|n| *n += 1);
+    }
+
+    /// Notified after each applied `Retain` that expired something.
+    pub fn subscribe_retained(&self) -> watch::Receiver<u64> {
+        self.retained_tx.subscribe()
+    }
+
+    /// Notified with the applied index of each checkpoint once it is durable.
+    pub fn subscribe_durable(&self) -> watch::Receiver<u64> {
+        self.durable_tx.subscribe()
+    }
+
+    /// The first offset of a queue that can still be read: retention's first
+    /// offset, or the consume queue's own start if that is later (a replica
+    /// that installed a snapshot holds no units below it).
+    pub fn first_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        self.meta().retained.first(topic, queue_id).max(self.cq.min_offset(topic, queue_id))
+    }
 }
 
 pub struct BrokerStateMachine {
@@ -84,6 +125,11 @@ pub struct BrokerStateMachine {
     last_checkpoint: Instant,
     /// Checkpoints written on the applying task (see [`BrokerStateMachine::open_inline`]).
     inline: bool,
+    /// A checkpoint is also kept as a pin at most this often.
+    pin_interval: Duration,
+    last_pin: Instant,
+    /// The `Retain` (by its entry's index) the last checkpoint taken covers.
+    retain_checkpointed: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,9 +143,11 @@ pub enum SmOpenError {
     #[error("checkpoint does not decode: {0}")]
     Decode(String),
     #[error(
-        "the checkpoint names applied index {applied} but the log ends at {last:?} and was purged up to {purged}: the derived state can be neither trusted nor rebuilt"
+        "the log was purged up to {purged}, past the checkpoint (applied {applied:?}), and no pinned checkpoint at {purged} is left to recover from"
     )]
-    AheadOfPurgedLog { applied: u64, last: Option<u64>, purged: u64 },
+    NoPinAtPurge { applied: Option<u64>, purged: u64 },
+    #[error("pinned checkpoint: {0}")]
+    Pin(String),
 }
 
 /// A replica may apply a committed entry before its own fdatasync of it
@@ -109,22 +157,43 @@ pub enum SmOpenError {
 /// cover the gap with a snapshot, which this state machine refuses, and the
 /// replica could never start. Such a checkpoint is set aside and the state is
 /// rebuilt from the log (the lost entries come back from the leader at the
-/// same positions), which needs the whole log: it fails if anything was purged.
-fn ahead_of_log(c: &Checkpoint, log: &CommitLog) -> Result<bool, SmOpenError> {
-    let Some(applied) = c.last_applied.as_ref().map(|l| l.index) else { return Ok(false) };
+/// same positions): from the start, or from the pin at the purge point.
+fn ahead_of_log(c: &Checkpoint, log: &CommitLog) -> bool {
+    let Some(applied) = c.last_applied.as_ref().map(|l| l.index) else { return false };
     let last = log.last_log_id().map(|l| l.index);
     if last.is_some_and(|l| l >= applied) {
-        return Ok(false);
-    }
-    if let Some(purged) = log.last_purged() {
-        return Err(SmOpenError::AheadOfPurgedLog { applied, last, purged: purged.index });
+        return false;
     }
     tracing::warn!(
         applied,
         log_end = ?last,
         "the checkpoint is ahead of the recovered log (unsynced entries were lost): rebuilding the state from the log"
     );
-    Ok(true)
+    true
+}
+
+fn applied_of(c: &Checkpoint) -> Option<u64> {
+    c.last_applied.as_ref().map(|l| l.index)
+}
+
+/// Resets the consume queues to the next offsets `c` recorded, each empty
+/// (a replica that installs a snapshot applies only the entries after it),
+/// and empties the index.
+fn reset_derived(cq: &ConsumeQueueStore, index: &MessageIndex, c: &Checkpoint) -> Result<(), SmOpenError> {
+    let next =
+        |t: &str, q: i32| c.queues.iter().find(|n| n.topic == t && n.queue_id == q).map(|n| n.next_offset).unwrap_or(0);
+    let cq_err = |e: raftmq_store::consume_queue::CqError| SmOpenError::Cq(e.to_string());
+    for (t, q) in cq.queues() {
+        if !c.queues.iter().any(|n| n.topic == t && n.queue_id == q) {
+            cq.reset_queue(&t, q, 0).map_err(cq_err)?;
+        }
+    }
+    for n in &c.queues {
+        cq.reset_queue(&n.topic, n.queue_id, next(&n.topic, n.queue_id)).map_err(cq_err)?;
+    }
+    cq.flush().map_err(cq_err)?;
+    index.clear().map_err(|e| SmOpenError::Index(e.to_string()))?;
+    index.flush().map_err(|e| SmOpenError::Index(e.to_string()))
 }
 
 impl BrokerStateMachine {
@@ -155,14 +224,29 @@ impl BrokerStateMachine {
             ConsumeQueueStore::open(&dir.join("cq"), CQ_UNITS_PER_FILE).map_err(|e| SmOpenError::Cq(e.to_string()))?;
         let index = MessageIndex::open(&dir.join("index")).map_err(|e| SmOpenError::Index(e.to_string()))?;
         let checkpoint = CheckpointFile::open(&dir.join("checkpoint"))?;
+        let pins = PinStore::open(&dir.join("pins"))?;
+        let purged = log.last_purged().map(|l| l.index);
         let loaded = match checkpoint.load()? {
-            Some(c) if ahead_of_log(&c, &log)? => {
-                checkpoint.set_aside(c.last_applied.as_ref().map_or(0, |l| l.index))?;
+            Some(c) if ahead_of_log(&c, &log) => {
+                checkpoint.set_aside(applied_of(&c).unwrap_or(0))?;
                 None
             }
+            // An install or a purge the crash interrupted (see the module docs).
+            Some(c) if purged.is_some_and(|p| applied_of(&c).is_none_or(|a| a < p)) => None,
             other => other,
         };
         let meta = match loaded {
+            None if let Some(purged) = purged => {
+                let pin = pins
+                    .at_or_before(purged)
+                    .filter(|p| p.index == purged)
+                    .ok_or(SmOpenError::NoPinAtPurge { applied: None, purged })?;
+                let c = pins.load(&pin)?;
+                tracing::warn!(pin = pin.index, "recovering from the pinned checkpoint at the purge point");
+                reset_derived(&cq, &index, &c)?;
+                checkpoint.store(&c)?;
+                Meta::from_checkpoint(&c).map_err(|e| SmOpenError::Decode(e.to_string()))?
+            }
             Some(c) => {
                 let meta = Meta::from_checkpoint(&c).map_err(|e| SmOpenError::Decode(e.to_string()))?;
                 let next = |t: &str, q: i32| {
@@ -193,7 +277,16 @@ impl BrokerStateMachine {
         };
         let applied = meta.last_applied.map(|l| l.index).unwrap_or(0);
         let (applied_tx, _) = watch::channel(applied);
-        let shared = Arc::new(Shared { log, cq, index: index.clone(), meta: RwLock::new(meta), applied_tx });
+        let shared = Arc::new(Shared {
+            log,
+            cq,
+            index: index.clone(),
+            meta: RwLock::new(meta),
+            applied_tx,
+            pins,
+            retained_tx: watch::channel(0).0,
+            durable_tx: watch::channel(applied).0,
+        });
         let sm = Self {
             shared: shared.clone(),
             index_writer: Arc::new(if inline { IndexWriter::inline(index) } else { IndexWriter::start(index) }),
@@ -202,8 +295,35 @@ impl BrokerStateMachine {
             checkpoint_interval,
             last_checkpoint: Instant::now(),
             inline,
+            pin_interval: DEFAULT_PIN_INTERVAL,
+            last_pin: Instant::now(),
+            retain_checkpointed: 0,
         };
         Ok((sm, shared))
+    }
+
+    /// Keeps a checkpoint as a pin at most every `interval` (default
+    /// [`DEFAULT_PIN_INTERVAL`]): the granularity of retention.
+    pub fn with_pin_interval(mut self, interval: Duration) -> Self {
+        self.pin_interval = interval;
+        self
+    }
+
+    /// Whether the checkpoint being taken is also to be pinned.
+    fn pin_due(&mut self) -> bool {
+        let due = self.last_pin.elapsed() >= self.pin_interval;
+        if due {
+            self.last_pin = Instant::now();
+        }
+        due
+    }
+
+    /// Waits for the background checkpoint, if one is being written.
+    fn join_checkpoint(&mut self) -> io::Result<()> {
+        match self.checkpoint_task.take() {
+            Some(task) => task.join().map_err(|_| io::Error::other("the checkpoint thread panicked"))?,
+            None => Ok(()),
+        }
     }
 
     /// Captures the state applied so far and makes it durable in the
@@ -220,6 +340,7 @@ impl BrokerStateMachine {
             task.join().map_err(|_| io::Error::other("the checkpoint thread panicked"))??;
         }
         let c = self.capture();
+        let pin = self.pin_due();
         let (index, shared, file) = (self.index_writer.clone(), self.shared.clone(), self.checkpoint.clone());
         self.checkpoint_task = Some(std::thread::Builder::new().name("raftmq-checkpoint".into()).spawn(move || {
             // openraft may apply an entry once a quorum holds it, before this
@@ -228,7 +349,7 @@ impl BrokerStateMachine {
             futures::executor::block_on(shared.log.flush()).map_err(io::Error::other)?;
             index.flush().map_err(io::Error::other)?;
             shared.cq.flush().map_err(io::Error::other)?;
-            file.store(&c).map_err(io::Error::other)
+            store_durably(&shared, &file, &c, pin)
         })?);
         self.last_checkpoint = Instant::now();
         Ok(())
@@ -237,15 +358,44 @@ impl BrokerStateMachine {
     /// The same checkpoint, written on the applying task ([`open_inline`](Self::open_inline)).
     async fn checkpoint_inline(&mut self) -> io::Result<()> {
         let c = self.capture();
+        let pin = self.pin_due();
         self.last_checkpoint = Instant::now();
         self.shared.log.flush().await.map_err(io::Error::other)?; // I21, as above
         self.index_writer.flush().map_err(io::Error::other)?;
         self.shared.cq.flush().map_err(io::Error::other)?;
-        self.checkpoint.store(&c).map_err(io::Error::other)
+        store_durably(&self.shared, &self.checkpoint, &c, pin)
+    }
+
+    /// Installs the pinned checkpoint `c` a leader sent (see the module docs for the order).
+    fn install(&mut self, last: LogId, c: &Checkpoint) -> Result<(), SmOpenError> {
+        let pin_err = |e: String| SmOpenError::Pin(e);
+        if applied_of(c) != Some(last.index) {
+            return Err(pin_err(format!("snapshot {last} carries the state at {:?}", applied_of(c))));
+        }
+        // Nothing older may land after the reset: the background checkpoint and the index writer finish first.
+        self.join_checkpoint().map_err(|e| pin_err(e.to_string()))?;
+        self.index_writer.flush().map_err(|e| SmOpenError::Index(e.to_string()))?;
+        let shared = &self.shared;
+        shared.pins.store(c)?;
+        shared.log.reset_to_snapshot(last, c.next_position).map_err(|e| pin_err(e.to_string()))?;
+        reset_derived(&shared.cq, &shared.index, c)?;
+        let meta = Meta::from_checkpoint(c).map_err(|e| SmOpenError::Decode(e.to_string()))?;
+        *shared.meta.write().unwrap_or_else(|p| p.into_inner()) = meta;
+        self.checkpoint.store(c)?;
+        shared.applied_tx.send_replace(last.index);
+        shared.durable_tx.send_replace(last.index);
+        shared.retained_changed();
+        Ok(())
+    }
+
+    /// The snapshot for the newest pin at or before the retention boundary.
+    fn pinned_snapshot(&self) -> io::Result<Option<SnapshotOf<TypeConfig, SnapshotData>>> {
+        let boundary = self.shared.meta().retained.index;
+        pinned_snapshot(&self.shared, boundary)
     }
 
     /// The state applied so far, as a checkpoint.
-    fn capture(&self) -> Checkpoint {
+    pub(crate) fn capture(&self) -> Checkpoint {
         let queues = self
             .shared
             .cq
@@ -298,9 +448,21 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
             last = Some(idx);
         }
         if let Some(idx) = last {
+            if let Some(end) = self.shared.log.record_end(idx) {
+                self.shared.meta.write().unwrap_or_else(|p| p.into_inner()).next_position = end;
+            }
             self.index_writer.submit(std::mem::take(&mut index_out), idx);
             self.shared.applied_tx.send_replace(idx);
-            if self.last_checkpoint.elapsed() >= self.checkpoint_interval {
+            // A `Retain` is checkpointed at once: the log is purged only behind
+            // a durable checkpoint that covers it (retention.rs), and a quiet
+            // group might otherwise write none for a long time.
+            let retained = self.shared.meta().retained.applied_at;
+            let retain_pending = retained > self.retain_checkpointed;
+            if retain_pending || self.last_checkpoint.elapsed() >= self.checkpoint_interval {
+                if retain_pending {
+                    self.join_checkpoint()?;
+                    self.retain_checkpointed = retained;
+                }
                 if self.inline {
                     self.checkpoint_inline().await?;
                 } else {
@@ -311,40 +473,80 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
         Ok(())
     }
 
-    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<PinnedSnapshot> {
-        // Snapshots are only needed once retention has purged the log; that is
-        // when a pinned checkpoint exists to hand out.
-        force.then_some(PinnedSnapshot)
+    async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<PinnedSnapshot> {
+        // A snapshot is never built from the current state: it is the pin at
+        // the retention boundary, and there is one only once something expired.
+        (self.shared.meta().retained.index > 0).then(|| PinnedSnapshot(Arc::downgrade(&self.shared)))
     }
 
     async fn get_snapshot_builder(&mut self) -> PinnedSnapshot {
-        PinnedSnapshot
+        PinnedSnapshot(Arc::downgrade(&self.shared))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMetaOf<TypeConfig>, _snapshot: SnapshotData) -> io::Result<()> {
-        Err(io::Error::other(format!(
-            "snapshot {:?} offered, but this broker only installs snapshots pinned at a retention boundary, \
-             and retention (log purge) is not enabled in this version",
-            meta.last_log_id
-        )))
+    async fn install_snapshot(&mut self, meta: &SnapshotMetaOf<TypeConfig>, snapshot: SnapshotData) -> io::Result<()> {
+        let last = meta.last_log_id.ok_or_else(|| io::Error::other("a snapshot without a last log id"))?;
+        let c = Checkpoint::decode(snapshot).map_err(|e| io::Error::other(format!("snapshot {last}: {e}")))?;
+        tracing::info!(%last, "installing the leader's pinned checkpoint");
+        self.install(last, &c).map_err(io::Error::other)
     }
 
     async fn get_current_snapshot(&mut self) -> io::Result<Option<SnapshotOf<TypeConfig, SnapshotData>>> {
-        // No segment has been purged, so every replica can catch up from the log.
-        Ok(None)
+        self.pinned_snapshot()
     }
 }
 
-/// Hands out the checkpoint pinned at the retention boundary (none until
-/// retention purges a segment).
-pub struct PinnedSnapshot;
+/// Writes checkpoint `c` (and, if `pin`, a pin of it), then publishes it as durable.
+fn store_durably(shared: &Shared, file: &CheckpointFile, c: &Checkpoint, pin: bool) -> io::Result<()> {
+    file.store(c).map_err(io::Error::other)?;
+    if pin {
+        shared.pins.store(c).map_err(io::Error::other)?;
+    }
+    if let Some(applied) = applied_of(c) {
+        shared.durable_tx.send_replace(applied);
+    }
+    Ok(())
+}
+
+/// The snapshot of the newest pin at or before `boundary`, if any.
+fn pinned_snapshot(shared: &Shared, boundary: u64) -> io::Result<Option<SnapshotOf<TypeConfig, SnapshotData>>> {
+    let Some(pin) = (boundary > 0).then(|| shared.pins.at_or_before(boundary)).flatten() else {
+        return Ok(None);
+    };
+    let c = shared.pins.load(&pin).map_err(io::Error::other)?;
+    Ok(Some(snapshot_of(&pin, &c)?))
+}
+
+fn snapshot_of(pin: &PinInfo, c: &Checkpoint) -> io::Result<SnapshotOf<TypeConfig, SnapshotData>> {
+    let decode = |e: conv::DecodeError| io::Error::other(format!("pin {}: {e}", pin.index));
+    let membership = match &c.membership {
+        Some(m) => conv::membership_from_pb(m).map_err(decode)?,
+        None => Default::default(),
+    };
+    let membership_log_id = conv::opt_log_id_from_pb(c.membership_log_id.as_ref());
+    let last = conv::opt_log_id_from_pb(c.last_applied.as_ref());
+    Ok(SnapshotOf::<TypeConfig, SnapshotData> {
+        meta: openraft::SnapshotMeta {
+            last_log_id: last,
+            last_membership: StoredMembership::new(membership_log_id, membership),
+        },
+        snapshot: c.encode_to_vec().into(),
+    })
+}
+
+/// Hands out the checkpoint pinned at the retention boundary. Weak: openraft
+/// may keep a builder past the replica's stop, and it must not keep the stores open.
+pub struct PinnedSnapshot(std::sync::Weak<Shared>);
 
 impl RaftSnapshotBuilder<TypeConfig> for PinnedSnapshot {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> io::Result<SnapshotOf<TypeConfig, SnapshotData>> {
-        Err(io::Error::other(
-            "no retention boundary: the log has never been purged, so replicas catch up by replication",
-        ))
+        let shared = self.0.upgrade().ok_or_else(|| io::Error::other("the state machine stopped"))?;
+        let boundary = shared.meta().retained.index;
+        pinned_snapshot(&shared, boundary)?.ok_or_else(|| {
+            io::Error::other(format!(
+                "no pinned checkpoint at or before the retention boundary {boundary}: nothing to snapshot yet"
+            ))
+        })
     }
 }

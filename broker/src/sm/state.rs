@@ -13,6 +13,7 @@ use super::attempts::PopAttempts;
 use super::dedup::{SentIds, WindowClock};
 use super::delay::DelayQueue;
 use super::pop::{PopKey, PopQueueState};
+use super::retention::Retained;
 
 /// (consumer group, topic, queue id)
 pub type OffsetKey = (String, String, i32);
@@ -36,6 +37,11 @@ pub struct Meta {
     pub pop_attempts: PopAttempts,
     /// Delayed messages not yet due (not yet in their queues).
     pub delays: DelayQueue,
+    /// What retention has expired.
+    pub retained: Retained,
+    /// The log index of the last pop applied without a plan (`sm/pop/legacy.rs`):
+    /// no retention boundary may precede it.
+    pub last_unplanned_pop: u64,
 }
 
 impl Meta {
@@ -62,6 +68,8 @@ impl Meta {
             window_clock: Some(self.window_clock.to_pb()),
             pop_attempts: self.pop_attempts.to_pb(),
             delayed: self.delays.to_pb(),
+            retained: Some(self.retained.to_pb()),
+            last_unplanned_pop: self.last_unplanned_pop,
         }
     }
 
@@ -86,6 +94,8 @@ impl Meta {
             window_clock: WindowClock::from_pb(c.window_clock.as_ref()),
             pop_attempts: PopAttempts::from_pb(&c.pop_attempts),
             delays: DelayQueue::from_pb(&c.delayed),
+            retained: Retained::from_pb(c.retained.as_ref()),
+            last_unplanned_pop: c.last_unplanned_pop,
         })
     }
 }

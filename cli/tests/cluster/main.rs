@@ -13,3 +13,4 @@ mod cluster_80_topics_offsets;
 mod cluster_85_consumer_groups;
 mod cluster_90_push_consumer;
 mod cluster_95_pull_consumer;
+mod cluster_98_retention;

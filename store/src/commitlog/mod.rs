@@ -143,6 +143,12 @@ impl CommitLog {
         self.inner.read_table().loc(index).map(|l| l.pos)
     }
 
+    /// Physical position right after the record of entry `index` (where the next record goes,
+    /// unless it has to roll to the next segment), if the log holds that entry.
+    pub fn record_end(&self, index: u64) -> Option<u64> {
+        self.inner.read_table().loc(index).map(|l| l.pos + u64::from(l.len))
+    }
+
     /// Zero-copy slice of `len` written bytes at `pos` (within one segment, below
     /// [`end_position`](Self::end_position)). Callers must only rely on committed positions:
     /// an uncommitted tail can be truncated and overwritten.
@@ -193,6 +199,11 @@ impl CommitLog {
 
     pub fn last_purged(&self) -> Option<LogId> {
         self.inner.read_table().last_purged
+    }
+
+    /// Physical position of the first retained byte (everything before it was purged).
+    pub fn start_position(&self) -> u64 {
+        self.inner.read_table().start_pos
     }
 
     /// Physical position the next record will be written at (end of the published records).

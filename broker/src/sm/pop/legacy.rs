@@ -6,9 +6,10 @@
 //! still on the old version and split the pop state.
 //!
 //! This is the one place apply still reads units. It is safe only on a
-//! replica that holds every unit a pop can reach, so retention (purging the
-//! log behind a snapshot) must not start while the retained log can still
-//! hold an unplanned pop.
+//! replica that holds every unit a pop can reach, so no retention boundary
+//! (a snapshot a replica may install) precedes an unplanned pop: applying one
+//! records its index in `Meta::last_unplanned_pop`, and the leader's retention
+//! decision only considers pins after it (`retention.rs`).
 
 use raftmq_proto::broker::{Pop, Popped};
 use raftmq_store::consume_queue::{ConsumeQueueStore, CqUnit, tag_hash};
@@ -63,7 +64,7 @@ fn pop_queue(
     let wanted: Vec<u64> = p.tags.iter().map(|t| tag_hash(t)).collect();
     let max = p.max as usize;
     let rules = GroupRules::of(meta, p);
-    let min = cq.min_offset(&p.topic, queue_id);
+    let min = meta.retained.first(&p.topic, queue_id);
     let st =
         meta.pop.entry((p.group.clone(), p.topic.clone(), queue_id)).or_insert_with(|| PopQueueState::start_at(min));
     let deadline = p.now_ms.saturating_add(p.invisible_ms);

@@ -128,6 +128,24 @@ impl PopQueueState {
         }
     }
 
+    /// Retention moved the queue's first offset to `first`: everything below it
+    /// expired, delivered or not.
+    pub fn forget_below(&mut self, first: i64) {
+        if self.consumed >= first {
+            return;
+        }
+        let expired: Vec<i64> = self.inflight.range(..first).map(|(o, _)| *o).collect();
+        for offset in expired {
+            self.take_inflight(offset);
+        }
+        self.done = self.done.split_off(&first);
+        self.consumed = first;
+        self.next = self.next.max(first);
+        while self.done.remove(&self.consumed) {
+            self.consumed += 1;
+        }
+    }
+
     pub fn to_pb(&self, (group, topic, queue_id): &PopKey) -> PopQueue {
         PopQueue {
             group: group.clone(),
@@ -238,7 +256,10 @@ pub fn apply_pop(
     }
     let popped = match p.plan.take() {
         Some(plan) => planned::apply(cq, meta, epoch, &p, &queues, plan)?,
-        None => legacy::apply(cq, meta, epoch, &p, &queues)?,
+        None => {
+            meta.last_unplanned_pop = epoch; // holds retention back (legacy.rs)
+            legacy::apply(cq, meta, epoch, &p, &queues)?
+        }
     };
     if keep_attempt && !popped.is_empty() {
         let expires = p.now_ms.saturating_add(p.invisible_ms);
@@ -405,6 +426,14 @@ mod tests {
         assert_eq!(st.inflight_count(), 3);
         assert_eq!(st.by_deadline.len(), 3);
         // A checkpoint round trip rebuilds the index.
+        let mut retained = st.clone();
+        retained.forget_below(2);
+        assert_eq!(
+            (retained.consumed, retained.next, retained.inflight_count()),
+            (2, 4, 1),
+            "3 was acked, 2 stays out"
+        );
+        assert_eq!(at(&retained, 1_000), vec![2]);
         let key = ("g".to_string(), "t".to_string(), 0);
         let (_, back) = PopQueueState::from_pb(&st.to_pb(&key));
         assert_eq!(back, st);
