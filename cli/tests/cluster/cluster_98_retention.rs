@@ -165,5 +165,10 @@ async fn a_byte_cap_purges_every_replica_and_a_new_replica_installs_the_pin() {
         states.len() == 1
     })
     .await;
+    // Killed, not stopped: a graceful stop waits for every open stream to end,
+    // and a replica that led may still hold one (see the session notes).
+    for r in 0..cluster.nodes[0].len() {
+        cluster.kill(0, r).await;
+    }
     cluster.shutdown().await;
 }
