@@ -44,8 +44,9 @@ pub struct BrokerConfig {
     /// delayed message still waiting holds retention back. Default 72 h, as
     /// RocketMQ.
     pub retention_ms: u64,
-    /// Also purge the oldest messages, however young, while the log holds
-    /// more than this many bytes (0: no cap). Default 0.
+    /// Also purge the oldest messages, however young, beyond the newest this
+    /// many bytes (0: no cap): the log then holds about this much, plus up to
+    /// one pin interval of traffic and one segment. Default 0.
     pub retention_bytes: u64,
     /// A checkpoint is kept as a pin (a possible retention boundary and
     /// snapshot) at most this often, in ms: the granularity of retention.

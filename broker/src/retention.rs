@@ -2,8 +2,8 @@
 //! replica then purges.
 //!
 //! - [`decide`] (leader only, every second): the newest pin whose leader stamp
-//!   is older than `retention_ms` (or, with a byte cap, the oldest pin that
-//!   brings the log under it) becomes the boundary. It never passes a delayed
+//!   is older than `retention_ms` (or, with a byte cap, the newest pin that
+//!   still leaves at least `retention_bytes` after it) becomes the boundary. It never passes a delayed
 //!   message that still waits. The leader reads each queue's first retained
 //!   offset and proposes `Retain{index, position, firsts}`.
 //! - [`purge`] (every replica, after each applied `Retain`): once a durable
@@ -65,15 +65,12 @@ pub fn decide(pins: &[PinInfo], log: LogView, policy: Policy) -> Option<PinInfo>
         .collect();
     let cutoff = log.now_ms.saturating_sub(i64::try_from(policy.retention_ms).unwrap_or(i64::MAX));
     let by_age = eligible.iter().rev().find(|p| p.stamp_ms <= cutoff).copied();
+    // The newest `retention_bytes` always stay: pins are coarse, and cutting
+    // at the first pin under the cap could take young messages with it.
     let by_size = (policy.retention_bytes > 0 && log.end.saturating_sub(log.start) > policy.retention_bytes)
-        .then(|| {
-            eligible
-                .iter()
-                .find(|p| log.end.saturating_sub(p.next_position) <= policy.retention_bytes)
-                .or(eligible.last())
-                .copied()
-        })
-        .flatten();
+        .then(|| eligible.iter().rev().find(|p| log.end.saturating_sub(p.next_position) >= policy.retention_bytes))
+        .flatten()
+        .copied();
     by_age.into_iter().chain(by_size).max_by_key(|p| p.index).copied()
 }
 
@@ -249,10 +246,10 @@ mod tests {
     }
 
     #[test]
-    fn a_byte_cap_purges_young_messages_too() {
+    fn a_byte_cap_purges_young_messages_too_but_keeps_the_newest_bytes() {
         let pins = [pin(10, 1_000, 100), pin(20, 6_000, 200), pin(30, 8_000, 300)];
         let cap = Policy { retention_ms: 1_000_000, retention_bytes: 5_000 };
-        assert_eq!(decide(&pins, view(400), cap).map(|p| p.index), Some(20), "the oldest pin under the cap");
+        assert_eq!(decide(&pins, view(400), cap).map(|p| p.index), Some(10), "at least 5000 bytes stay");
         let small = Policy { retention_ms: 1_000_000, retention_bytes: 100 };
         assert_eq!(decide(&pins, view(400), small).map(|p| p.index), Some(30), "as far as the pins go");
         let under = LogView { end: 4_000, ..view(400) };
