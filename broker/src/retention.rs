@@ -127,10 +127,17 @@ pub async fn decide_loop(shared: Arc<Shared>, proposer: Proposer, policy: Policy
                 // whole segments are purged).
                 start: shared.log.start_position().max(meta.retained.position),
                 end: shared.log.end_position(),
-                delayed_min: meta.delays.min_position(),
+                delayed_min: None,
             }
         };
-        let Some(pin) = decide(&shared.pins.all(), view, policy) else { continue };
+        // The waiting delayed messages are scanned only once a pin has expired
+        // (rarely), not every tick: there can be millions of them.
+        let pins = shared.pins.all();
+        if decide(&pins, view, policy).is_none() {
+            continue;
+        }
+        let view = LogView { delayed_min: shared.meta().delays.min_position(), ..view };
+        let Some(pin) = decide(&pins, view, policy) else { continue };
         let firsts = match firsts(&shared, pin.next_position) {
             Ok(f) => f,
             Err(e) => {
@@ -155,9 +162,11 @@ pub async fn decide_loop(shared: Arc<Shared>, proposer: Proposer, policy: Policy
 pub async fn purge_loop(shared: Arc<Shared>, raft: Raft<BrokerStateMachine>, mut stop: watch::Receiver<bool>) {
     let mut retained = shared.subscribe_retained();
     let mut durable = shared.subscribe_durable();
+    // The `Retain` (by its entry's index) whose purge is complete.
+    let mut done = 0;
     loop {
         // Once at start too: a restart may come between a Retain and its purge.
-        if let Err(e) = purge(&shared, &raft, &mut durable, &mut stop).await {
+        if let Err(e) = purge(&shared, &raft, &mut durable, &mut stop, &mut done).await {
             tracing::warn!("retention: purging failed (retried in {RETRY:?}): {e}");
         }
         // A purge openraft deferred (replication still reading the entries)
@@ -175,13 +184,17 @@ async fn purge(
     raft: &Raft<BrokerStateMachine>,
     durable: &mut watch::Receiver<u64>,
     stop: &mut watch::Receiver<bool>,
+    done: &mut u64,
 ) -> Result<(), String> {
-    let r = shared.meta().retained.clone();
-    if r.index == 0 {
-        return Ok(());
-    }
+    let r = {
+        let meta = shared.meta();
+        if meta.retained.index == 0 || meta.retained.applied_at == *done {
+            return Ok(());
+        }
+        meta.retained.clone()
+    };
     // A restart loads the latest checkpoint and re-applies the log after it,
-    // so nothing after that checkpoint may go (I35).
+    // so nothing after that checkpoint may go (I36).
     tokio::select! {
         _ = stop.changed() => return Ok(()),
         d = durable.wait_for(|d| *d >= r.applied_at) => { d.map_err(|e| e.to_string())?; }
@@ -194,6 +207,7 @@ async fn purge(
         return Err(format!("no pinned checkpoint at or before the boundary {}: the log stays", r.index));
     };
     if shared.log.last_purged().is_some_and(|p| p.index >= pin.index) {
+        *done = r.applied_at;
         return Ok(());
     }
     raft.trigger().snapshot().await.map_err(|e| e.to_string())?;
@@ -209,6 +223,7 @@ async fn purge(
         .await
         .map_err(|e| format!("the log was not purged up to {}: {e}", pin.index))?;
     shared.pins.remove_before(pin.index).map_err(|e| e.to_string())?;
+    *done = r.applied_at;
     tracing::info!(pin = pin.index, "retention: log purged up to the pin");
     Ok(())
 }

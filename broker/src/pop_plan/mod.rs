@@ -266,8 +266,8 @@ impl QueueView<'_> {
     /// The unit at `offset` on this leader (to dead-letter it). Missing only if
     /// it was trimmed; then the delivery is left as it is.
     fn unit_at(&self, offset: i64) -> Option<CqUnit> {
-        match self.cq.read(&self.pop.topic, self.key.2, offset, 1) {
-            Ok(units) => units.first().filter(|(o, _)| *o == offset).map(|(_, u)| *u),
+        match self.cq.unit_at(&self.pop.topic, self.key.2, offset) {
+            Ok(unit) => unit,
             Err(e) => {
                 tracing::warn!(topic = %self.pop.topic, queue_id = self.key.2, offset, "reading a unit to dead-letter failed: {e}");
                 None

@@ -180,11 +180,9 @@ impl MessagingServiceImpl {
         let mut out = Vec::with_capacity(popped.len());
         for p in popped {
             let queue = p.queue_id;
-            let units =
-                self.shared.cq.read(topic, queue, p.offset, 1).map_err(|e| ApiError::internal(e.to_string()))?;
-            // A read below the queue's first offset starts at the first one instead.
-            let Some((_, unit)) = units.first().filter(|(o, _)| *o == p.offset) else { continue };
-            let Some(mut stored) = crate::reader::read_stored(&self.shared, unit)? else { continue };
+            let unit = self.shared.cq.unit_at(topic, queue, p.offset).map_err(|e| ApiError::internal(e.to_string()))?;
+            let Some(unit) = unit else { continue };
+            let Some(mut stored) = crate::reader::read_stored(&self.shared, &unit)? else { continue };
             stored.reconsume_times = p.attempt - 1;
             if topic == dlq_topic(group) {
                 stored.topic = topic.to_string();
@@ -321,11 +319,13 @@ impl MessagingServiceImpl {
                 return Err(invalid());
             }
         }
-        let units =
-            self.shared.cq.read(&t.topic, t.queue_id, t.offset, 1).map_err(|e| ApiError::internal(e.to_string()))?;
-        // `read` starts at the first retained offset when `offset` lies below it.
-        let (_, unit) = units.first().filter(|(o, _)| *o == t.offset).ok_or_else(invalid)?;
-        Ok(unit_to_pb(unit))
+        let unit = self
+            .shared
+            .cq
+            .unit_at(&t.topic, t.queue_id, t.offset)
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .ok_or_else(invalid)?;
+        Ok(unit_to_pb(&unit))
     }
 }
 

@@ -180,16 +180,16 @@ fn applied_of(c: &Checkpoint) -> Option<u64> {
 /// (a replica that installs a snapshot applies only the entries after it),
 /// and empties the index.
 fn reset_derived(cq: &ConsumeQueueStore, index: &MessageIndex, c: &Checkpoint) -> Result<(), SmOpenError> {
-    let next =
-        |t: &str, q: i32| c.queues.iter().find(|n| n.topic == t && n.queue_id == q).map(|n| n.next_offset).unwrap_or(0);
     let cq_err = |e: raftmq_store::consume_queue::CqError| SmOpenError::Cq(e.to_string());
+    let nexts: std::collections::HashMap<(&str, i32), i64> =
+        c.queues.iter().map(|n| ((n.topic.as_str(), n.queue_id), n.next_offset)).collect();
     for (t, q) in cq.queues() {
-        if !c.queues.iter().any(|n| n.topic == t && n.queue_id == q) {
+        if !nexts.contains_key(&(t.as_str(), q)) {
             cq.reset_queue(&t, q, 0).map_err(cq_err)?;
         }
     }
-    for n in &c.queues {
-        cq.reset_queue(&n.topic, n.queue_id, next(&n.topic, n.queue_id)).map_err(cq_err)?;
+    for ((t, q), next) in nexts {
+        cq.reset_queue(t, q, next).map_err(cq_err)?;
     }
     cq.flush().map_err(cq_err)?;
     index.clear().map_err(|e| SmOpenError::Index(e.to_string()))?;
@@ -448,15 +448,19 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
             last = Some(idx);
         }
         if let Some(idx) = last {
-            if let Some(end) = self.shared.log.record_end(idx) {
-                self.shared.meta.write().unwrap_or_else(|p| p.into_inner()).next_position = end;
-            }
+            let end = self.shared.log.record_end(idx);
+            let retained = {
+                let mut meta = self.shared.meta.write().unwrap_or_else(|p| p.into_inner());
+                if let Some(end) = end {
+                    meta.next_position = end;
+                }
+                meta.retained.applied_at
+            };
             self.index_writer.submit(std::mem::take(&mut index_out), idx);
             self.shared.applied_tx.send_replace(idx);
             // A `Retain` is checkpointed at once: the log is purged only behind
             // a durable checkpoint that covers it (retention.rs), and a quiet
             // group might otherwise write none for a long time.
-            let retained = self.shared.meta().retained.applied_at;
             let retain_pending = retained > self.retain_checkpointed;
             if retain_pending || self.last_checkpoint.elapsed() >= self.checkpoint_interval {
                 if retain_pending {

@@ -143,6 +143,13 @@ impl ConsumeQueueStore {
         }
     }
 
+    /// The unit at exactly `offset`; `None` if the queue does not hold it (below its min
+    /// offset, at or past its end, or an unknown queue). `read` would start at the min offset.
+    pub fn unit_at(&self, topic: &str, queue_id: i32, offset: i64) -> Result<Option<CqUnit>, CqError> {
+        let units = self.read(topic, queue_id, offset, 1)?;
+        Ok(units.first().filter(|(o, _)| *o == offset).map(|(_, u)| *u))
+    }
+
     /// The first retained offset; 0 for an unknown queue.
     pub fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
         self.get(topic, queue_id).map_or(0, |q| q.min())

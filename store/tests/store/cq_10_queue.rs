@@ -228,6 +228,9 @@ fn a_reset_queue_starts_at_any_offset_and_survives_a_restart() {
     let store = ConsumeQueueStore::open(tmp.path(), 4).expect("reopen");
     assert_eq!((store.min_offset("t", 0), store.max_offset("t", 0)), (1_001, 1_010));
     assert_eq!(units_from(&store, "t", 1_003, 3), vec![1_003, 1_004, 1_005]);
+    assert_eq!(store.unit_at("t", 0, 1_004).expect("unit_at"), Some(unit(1_004)));
+    assert_eq!(store.unit_at("t", 0, 3).expect("unit_at"), None, "below the min: not the first unit");
+    assert_eq!(store.unit_at("t", 0, 1_010).expect("unit_at"), None, "past the end");
     assert_eq!(store.trim_below("t", 0, 1_006).expect("trim"), 1_005, "whole segments only");
     fill(&store, "t", 0, 1_010..1_011);
     assert_eq!(units_from(&store, "t", 1_005, 10), (1_005..1_011).collect::<Vec<_>>());

@@ -47,8 +47,7 @@ pub(super) fn read_unit(
     queue_id: i32,
     offset: i64,
 ) -> std::io::Result<Option<CqUnit>> {
-    let units = cq.read(topic, queue_id, offset, 1).map_err(std::io::Error::other)?;
-    Ok(units.first().map(|(_, u)| *u))
+    cq.unit_at(topic, queue_id, offset).map_err(std::io::Error::other)
 }
 
 /// Pops from one queue into `popped` until it holds `p.max`; returns the
