@@ -36,6 +36,7 @@ pub mod registration;
 pub mod retention;
 pub mod routes;
 pub mod service;
+pub mod severable;
 pub mod sm;
 pub mod timer;
 pub mod topic;

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use openraft::BasicNode;
 use raftmq_proto::broker::admin_server::AdminServer;
 use raftmq_proto::broker::forward_server::ForwardServer;
@@ -19,6 +20,7 @@ use raftmq_store::commitlog::CommitLog;
 use raftmq_store::io::{IoBackend, RealIo};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{BrokerConfig, IoBackendKind};
 use crate::proposer::Proposer;
@@ -27,6 +29,7 @@ use crate::routes::Routes;
 use crate::service::admin::AdminService;
 use crate::service::forward::ForwardService;
 use crate::service::messaging::MessagingServiceImpl;
+use crate::severable::Severable;
 use crate::sm::{BrokerStateMachine, Shared};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,8 @@ pub struct BrokerNode {
     pub shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
+    /// Cuts every accepted connection ([`crate::severable`]).
+    sever: CancellationToken,
     registration: JoinHandle<()>,
     timer: JoinHandle<()>,
     retention: [JoinHandle<()>; 2],
@@ -97,6 +102,7 @@ impl BrokerNode {
         let proposer = Proposer::new(&config.group, config.node_id, raft.clone(), shared.clone());
         let routes = Routes::new(&config.group, &addr, &config.namesrv);
         let (stop, stop_rx) = watch::channel(false);
+        let sever = CancellationToken::new();
         let server = spawn_server(
             &config,
             &addr,
@@ -106,6 +112,7 @@ impl BrokerNode {
             proposer.clone(),
             routes.clone(),
             stop_rx.clone(),
+            sever.clone(),
         );
 
         bootstrap(&config, &raft).await?;
@@ -134,6 +141,7 @@ impl BrokerNode {
             shared,
             stop,
             server,
+            sever,
             registration,
             timer,
             retention,
@@ -173,23 +181,34 @@ impl BrokerNode {
     }
 
     /// Clean stop: unregister from nameservers, stop serving, stop Raft.
-    pub async fn shutdown(self) {
+    ///
+    /// The server stops accepting and lets calls in flight finish for up to [`DRAIN_GRACE`];
+    /// then the connections still open are cut: a leader's append stream or a client's
+    /// Telemetry stream never ends by itself, and a stop must not wait on a peer.
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        let _ = self.timer.await;
-        for task in self.retention {
+        let _ = (&mut self.timer).await;
+        for task in &mut self.retention {
             let _ = task.await;
         }
-        let _ = self.registration.await;
-        let _ = self.server.await;
+        let _ = (&mut self.registration).await;
+        if tokio::time::timeout(DRAIN_GRACE, &mut self.server).await.is_err() {
+            tracing::info!(node = self.node_id, "connections still open after the drain grace: cutting them");
+            self.sever.cancel();
+            let _ = (&mut self.server).await;
+        }
+        self.sever.cancel();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }
+        self.released().await;
     }
 
     /// The in-process equivalent of `kill -9` for tests: stops at once, no
     /// unregistering, no final checkpoint. Data written to the page cache stays,
     /// as it would for a killed process.
-    pub async fn kill(self) {
+    pub async fn kill(mut self) {
+        self.sever.cancel();
         self.registration.abort();
         self.timer.abort();
         for task in &self.retention {
@@ -199,14 +218,37 @@ impl BrokerNode {
         let _ = self.raft.shutdown().await;
         // An aborted task is dropped (and lets go of the stores) only when it
         // next runs: wait for that, so a restart can take the stores' locks.
-        let _ = self.registration.await;
-        let _ = self.timer.await;
-        for task in self.retention {
+        let _ = (&mut self.registration).await;
+        let _ = (&mut self.timer).await;
+        for task in &mut self.retention {
             let _ = task.await;
         }
-        let _ = self.server.await;
+        let _ = (&mut self.server).await;
+        self.released().await;
+    }
+
+    /// Waits (bounded) until nothing holds the stores any more: the cut connections' tasks
+    /// drop their service clones when they next run. A replica restarted in the same process
+    /// then finds its stores' locks free.
+    async fn released(self) {
+        let shared = Arc::downgrade(&self.shared);
+        let node = self.node_id;
+        drop(self);
+        let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+        while shared.strong_count() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(node, holders = shared.strong_count(), "the stores are still held after the stop");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
+
+/// How long a stopping replica lets calls in flight finish before it cuts the connections.
+pub const DRAIN_GRACE: Duration = Duration::from_millis(500);
+/// How long a stop waits for the cut connections' tasks to let go of the stores.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// The configured I/O backend; `validate` already refused `undo-journal` in a build without it.
 fn io_backend(config: &BrokerConfig) -> Result<Arc<dyn IoBackend>, StartError> {
@@ -237,6 +279,7 @@ fn spawn_server(
     proposer: Proposer,
     routes: Routes,
     mut stop: watch::Receiver<bool>,
+    sever: CancellationToken,
 ) -> JoinHandle<()> {
     let group = config.group.clone();
     let messaging = MessagingServiceImpl::new(shared.clone(), proposer.clone(), config, routes, addr);
@@ -262,7 +305,9 @@ fn spawn_server(
     tokio::spawn(async move {
         // tonic's own `tcp_nodelay` applies only to listeners it binds; without
         // it on accepted sockets, Nagle + delayed ACK add ~40 ms stalls.
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = tonic::transport::server::TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .map_ok(move |conn| Severable::new(conn, sever.clone()));
         let shutdown = async move {
             while !*stop.borrow_and_update() {
                 if stop.changed().await.is_err() {

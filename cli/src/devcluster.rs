@@ -153,6 +153,13 @@ impl DevCluster {
         }
     }
 
+    /// A graceful stop of replica `r` of group `g` (SIGTERM in production).
+    pub async fn stop(&mut self, g: usize, r: usize) {
+        if let Some(n) = self.nodes[g][r].take() {
+            n.shutdown().await;
+        }
+    }
+
     pub async fn restart(&mut self, g: usize, r: usize) -> Result<(), String> {
         let n = BrokerNode::start(self.configs[g][r].clone()).await.map_err(|e| e.to_string())?;
         self.nodes[g][r] = Some(n);

@@ -48,6 +48,40 @@ async fn restarted_replica_catches_up_byte_identical() {
     cluster.shutdown().await;
 }
 
+/// A graceful stop does not wait on the leader's append stream (it used to wait forever), and a
+/// stopped or killed replica lets go of its stores: it restarts in the same process at once,
+/// even the leader, which peers' forwarding connections reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_and_killed_replicas_restart_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = DevCluster::three_replicas(dir.path(), 26_581).await.unwrap();
+    let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).unwrap();
+    client.create_topic("t", 2, &[]).await.unwrap();
+    let producer = Producer::new(client);
+    send_n(&producer, 100).await;
+
+    let leader = cluster.leader_of(0).unwrap();
+    let follower = (leader + 1) % 3;
+    let stop = tokio::time::timeout(Duration::from_secs(10), cluster.stop(0, follower)).await;
+    assert!(stop.is_ok(), "the follower's graceful stop waited on open streams");
+    cluster.restart(0, follower).await.expect("a stopped replica restarts in process");
+    send_n(&producer, 100).await;
+
+    cluster.kill(0, leader).await;
+    cluster.restart(0, leader).await.expect("a killed leader restarts in process");
+    cluster.wait_for_leaders(Duration::from_secs(10)).await.unwrap();
+    send_n(&producer, 100).await;
+
+    let leader = cluster.leader_of(0).unwrap();
+    let upto = committed(&cluster, leader);
+    for r in 0..3 {
+        wait_applied(&cluster, r, upto).await;
+        assert_eq!(prefix_crc(&cluster, r, upto), prefix_crc(&cluster, leader, upto), "replica {r}");
+    }
+    let stop = tokio::time::timeout(Duration::from_secs(20), cluster.shutdown()).await;
+    assert!(stop.is_ok(), "the group's graceful stop hung");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolated_leaders_uncommitted_tail_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
