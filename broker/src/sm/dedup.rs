@@ -14,6 +14,7 @@
 //! so no clock offset moves it.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use raftmq_proto::broker::{SendEntryResult, SentId, WindowClock as PbWindowClock};
 
@@ -54,16 +55,47 @@ pub const WINDOW_MS: i64 = 60_000;
 /// At most this many ids are remembered (the oldest go first).
 pub const MAX_IDS: usize = 200_000;
 
+/// Ids are kept in sealed runs of this many, shared with checkpoint captures.
+const RUN: usize = 1024;
+
+/// The window's ids in insertion order, plus a lookup by (topic, message id).
+///
+/// The order is kept as sealed runs behind `Arc`s and a short open tail, so
+/// [`capture`](Self::capture) (on the applying task, every checkpoint) copies at most one run
+/// however many ids the window holds (up to [`MAX_IDS`]); encoding happens off that task.
 #[derive(Debug, Default, Clone)]
 pub struct SentIds {
-    order: VecDeque<SentId>,
-    by_id: HashMap<(String, String), (i32, i64, u64)>,
+    sealed: VecDeque<Arc<[SentId]>>,
+    /// How many ids at the front of `sealed[0]` were forgotten already.
+    front_skip: usize,
+    tail: VecDeque<SentId>,
+    len: usize,
+    /// topic → message id → (queue, offset, position); nested so a lookup allocates nothing.
+    by_id: HashMap<String, HashMap<String, (i32, i64, u64)>>,
+}
+
+/// The window's ids at one applied index, to encode off the applying task.
+#[derive(Debug, Default)]
+pub struct SentIdsCapture {
+    sealed: Vec<Arc<[SentId]>>,
+    front_skip: usize,
+    tail: Vec<SentId>,
+}
+
+impl SentIdsCapture {
+    pub fn to_pb(&self) -> Vec<SentId> {
+        let sealed = self.sealed.iter().enumerate().flat_map(|(i, run)| {
+            let skip = if i == 0 { self.front_skip } else { 0 };
+            run[skip..].iter()
+        });
+        sealed.chain(&self.tail).cloned().collect()
+    }
 }
 
 impl SentIds {
     /// Where `topic`/`message_id` was stored, if within the window.
     pub fn get(&self, topic: &str, message_id: &str) -> Option<SendEntryResult> {
-        self.by_id.get(&(topic.to_string(), message_id.to_string())).map(|(q, o, p)| SendEntryResult {
+        self.by_id.get(topic)?.get(message_id).map(|(q, o, p)| SendEntryResult {
             queue_id: *q,
             queue_offset: *o,
             position: *p,
@@ -76,29 +108,93 @@ impl SentIds {
             return;
         }
         let now = s.window_clock_ms;
-        self.by_id.insert((s.topic.clone(), s.message_id.clone()), (s.queue_id, s.queue_offset, s.position));
-        self.order.push_back(s);
-        while let Some(old) = self.order.front() {
-            if self.order.len() <= MAX_IDS && old.window_clock_ms >= now - WINDOW_MS {
+        let at = (s.queue_id, s.queue_offset, s.position);
+        match self.by_id.get_mut(&s.topic) {
+            Some(ids) => {
+                ids.insert(s.message_id.clone(), at);
+            }
+            None => {
+                self.by_id.insert(s.topic.clone(), HashMap::from([(s.message_id.clone(), at)]));
+            }
+        }
+        self.push_ordered(s);
+        while let Some(old) = self.front() {
+            if self.len <= MAX_IDS && old.window_clock_ms >= now - WINDOW_MS {
                 break;
             }
-            if let Some(old) = self.order.pop_front() {
-                let key = (old.topic, old.message_id);
-                // A later re-insert of the same id keeps its own entry.
-                if self.by_id.get(&key).is_some_and(|v| *v == (old.queue_id, old.queue_offset, old.position)) {
-                    self.by_id.remove(&key);
+            self.forget_front();
+        }
+    }
+
+    fn front(&self) -> Option<&SentId> {
+        match self.sealed.front() {
+            Some(run) => run.get(self.front_skip),
+            None => self.tail.front(),
+        }
+    }
+
+    /// Forgets the oldest id (its lookup too, unless a later re-insert of the id owns it).
+    fn forget_front(&mut self) {
+        let old = match self.sealed.front() {
+            Some(run) => {
+                let old = run[self.front_skip].clone();
+                self.front_skip += 1;
+                if self.front_skip == run.len() {
+                    self.sealed.pop_front();
+                    self.front_skip = 0;
                 }
+                old
+            }
+            None => match self.tail.pop_front() {
+                Some(old) => old,
+                None => return,
+            },
+        };
+        self.len -= 1;
+        if let Some(ids) = self.by_id.get_mut(&old.topic) {
+            if ids.get(&old.message_id).is_some_and(|v| *v == (old.queue_id, old.queue_offset, old.position)) {
+                ids.remove(&old.message_id);
+            }
+            if ids.is_empty() {
+                self.by_id.remove(&old.topic);
             }
         }
     }
 
     pub fn remove_topic(&mut self, topic: &str) {
-        self.order.retain(|s| s.topic != topic);
-        self.by_id.retain(|(t, _), _| t != topic);
+        let kept: Vec<SentId> = self.capture().to_pb().into_iter().filter(|s| s.topic != topic).collect();
+        self.by_id.remove(topic);
+        *self = Self { by_id: std::mem::take(&mut self.by_id), ..Self::default() };
+        for s in kept {
+            self.push_ordered(s);
+        }
     }
 
-    pub fn to_pb(&self) -> Vec<SentId> {
-        self.order.iter().cloned().collect()
+    /// Appends to the order only (the lookup is already right).
+    fn push_ordered(&mut self, s: SentId) {
+        self.tail.push_back(s);
+        self.len += 1;
+        if self.tail.len() >= RUN {
+            let run: Vec<SentId> = self.tail.drain(..).collect();
+            self.sealed.push_back(run.into());
+        }
+    }
+
+    /// The ids as they are now: shares the sealed runs, copies only the open tail.
+    pub fn capture(&self) -> SentIdsCapture {
+        SentIdsCapture {
+            sealed: self.sealed.iter().cloned().collect(),
+            front_skip: self.front_skip,
+            tail: self.tail.iter().cloned().collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     pub fn from_pb(ids: &[SentId]) -> Self {
@@ -135,8 +231,63 @@ mod tests {
         s.insert(id("b", 1, 1_000 + WINDOW_MS + 1));
         assert!(s.get("t", "a").is_none(), "older than the window");
         assert!(s.get("t", "b").is_some());
-        let back = SentIds::from_pb(&s.to_pb());
+        let back = SentIds::from_pb(&s.capture().to_pb());
         assert_eq!(back.get("t", "b").map(|r| r.queue_offset), Some(1));
+    }
+
+    #[test]
+    fn a_capture_holds_the_window_in_order_across_runs_and_forgetting() {
+        let mut s = SentIds::default();
+        let n = MAX_IDS + 3 * RUN + 17;
+        for i in 0..n {
+            s.insert(id(&format!("m{i}"), i as i64, 1_000));
+        }
+        assert_eq!(s.len(), MAX_IDS, "the count bound holds");
+        let captured = s.capture();
+        // Later inserts and forgetting do not change what was captured.
+        for i in n..n + RUN {
+            s.insert(id(&format!("m{i}"), i as i64, 1_000));
+        }
+        let ids = captured.to_pb();
+        assert_eq!(ids.len(), MAX_IDS);
+        let first = n - MAX_IDS;
+        assert!(ids.iter().enumerate().all(|(k, x)| x.queue_offset == (first + k) as i64), "in insertion order");
+        assert!(s.get("t", &format!("m{}", first)).is_none(), "forgotten by count");
+        assert!(s.get("t", &format!("m{}", n + RUN - 1)).is_some());
+
+        // Time forgets everything older than the window, sealed runs and tail alike.
+        s.insert(id("late", 0, 1_000 + WINDOW_MS + 1));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.capture().to_pb().len(), 1);
+        assert!(s.get("t", "late").is_some());
+    }
+
+    #[test]
+    fn removing_a_topic_forgets_its_ids_and_keeps_the_rest_in_order() {
+        let mut s = SentIds::default();
+        for i in 0..(2 * RUN + 5) {
+            let mut x = id(&format!("m{i}"), i as i64, 1_000);
+            if i % 2 == 1 {
+                x.topic = "u".into();
+            }
+            s.insert(x);
+        }
+        s.remove_topic("u");
+        assert!(s.get("u", "m1").is_none());
+        assert_eq!(s.get("t", "m2").map(|r| r.queue_offset), Some(2));
+        let ids = s.capture().to_pb();
+        assert_eq!(ids.len(), RUN + 3);
+        assert!(ids.windows(2).all(|w| w[0].queue_offset < w[1].queue_offset));
+        assert_eq!(s.len(), RUN + 3);
+    }
+
+    #[test]
+    fn a_re_sent_id_keeps_its_newer_position_when_the_older_is_forgotten() {
+        let mut s = SentIds::default();
+        s.insert(id("a", 0, 1_000));
+        s.insert(id("a", 5, 2_000));
+        s.insert(id("b", 6, 1_000 + WINDOW_MS + 500));
+        assert_eq!(s.get("t", "a").map(|r| r.queue_offset), Some(5), "the newer insert survives");
     }
 
     #[test]

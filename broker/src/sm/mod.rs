@@ -55,7 +55,7 @@ use tokio::time::Instant;
 use self::checkpoint::CheckpointFile;
 use self::index_writer::IndexWriter;
 use self::pins::{PinInfo, PinStore};
-use self::state::Meta;
+use self::state::{Captured, Meta};
 
 /// Units per consume-queue file: 300k × 28 B ≈ 8 MiB.
 const CQ_UNITS_PER_FILE: u64 = 300_000;
@@ -347,6 +347,7 @@ impl BrokerStateMachine {
             // replica's own fdatasync of it: the checkpoint must not name
             // entries the log could still lose (I21), so the log goes first.
             futures::executor::block_on(shared.log.flush()).map_err(io::Error::other)?;
+            let c = c.finish();
             index.flush().map_err(io::Error::other)?;
             shared.cq.flush().map_err(io::Error::other)?;
             store_durably(&shared, &file, &c, pin)
@@ -357,7 +358,7 @@ impl BrokerStateMachine {
 
     /// The same checkpoint, written on the applying task ([`open_inline`](Self::open_inline)).
     async fn checkpoint_inline(&mut self) -> io::Result<()> {
-        let c = self.capture();
+        let c = self.capture().finish();
         let pin = self.pin_due();
         self.last_checkpoint = Instant::now();
         self.shared.log.flush().await.map_err(io::Error::other)?; // I21, as above
@@ -394,8 +395,8 @@ impl BrokerStateMachine {
         pinned_snapshot(&self.shared, boundary)
     }
 
-    /// The state applied so far, as a checkpoint.
-    pub(crate) fn capture(&self) -> Checkpoint {
+    /// The state applied so far, captured for a checkpoint (cheap: see [`Meta::capture`]).
+    pub(crate) fn capture(&self) -> Captured {
         let queues = self
             .shared
             .cq
@@ -406,7 +407,7 @@ impl BrokerStateMachine {
                 QueueNext { topic, queue_id, next_offset }
             })
             .collect();
-        self.shared.meta().to_checkpoint(queues)
+        self.shared.meta().capture(queues)
     }
 }
 

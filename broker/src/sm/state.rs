@@ -10,7 +10,7 @@ use raftmq_raft::pb as conv;
 use raftmq_raft::{LogId, StoredMembership};
 
 use super::attempts::PopAttempts;
-use super::dedup::{SentIds, WindowClock};
+use super::dedup::{SentIds, SentIdsCapture, WindowClock};
 use super::delay::DelayQueue;
 use super::pop::{PopKey, PopQueueState};
 use super::retention::Retained;
@@ -44,17 +44,35 @@ pub struct Meta {
     pub last_unplanned_pop: u64,
 }
 
+/// A checkpoint captured at one applied index, not yet complete (see [`Meta::capture`]).
+pub struct Captured {
+    checkpoint: Checkpoint,
+    sent_ids: SentIdsCapture,
+}
+
+impl Captured {
+    pub fn finish(self) -> Checkpoint {
+        Checkpoint { sent_ids: self.sent_ids.to_pb(), ..self.checkpoint }
+    }
+}
+
 impl Meta {
     /// `queues` is each queue's next offset, read from the consume queues at
     /// the moment of the checkpoint (after they were flushed).
     pub fn to_checkpoint(&self, queues: Vec<QueueNext>) -> Checkpoint {
+        self.capture(queues).finish()
+    }
+
+    /// The state as a checkpoint, except the idempotent-send window, which is only captured
+    /// (cheaply) and encoded by [`Captured::finish`], off the applying task.
+    pub fn capture(&self, queues: Vec<QueueNext>) -> Captured {
         let mut offsets: Vec<OffsetUpdate> = self
             .offsets
             .iter()
             .map(|((g, t, q), o)| OffsetUpdate { group: g.clone(), topic: t.clone(), queue_id: *q, offset: *o })
             .collect();
         offsets.sort_by(|a, b| (&a.group, &a.topic, a.queue_id).cmp(&(&b.group, &b.topic, b.queue_id)));
-        Checkpoint {
+        let checkpoint = Checkpoint {
             last_applied: conv::opt_log_id_to_pb(self.last_applied.as_ref()),
             membership_log_id: conv::opt_log_id_to_pb(self.membership.log_id().as_ref()),
             membership: Some(conv::membership_to_pb(self.membership.membership())),
@@ -63,14 +81,15 @@ impl Meta {
             queues,
             next_position: self.next_position,
             pop_queues: self.pop.iter().map(|(k, st)| st.to_pb(k)).collect(),
-            sent_ids: self.sent_ids.to_pb(),
+            sent_ids: Vec::new(),
             consumer_groups: self.groups.values().cloned().collect(),
             window_clock: Some(self.window_clock.to_pb()),
             pop_attempts: self.pop_attempts.to_pb(),
             delayed: self.delays.to_pb(),
             retained: Some(self.retained.to_pb()),
             last_unplanned_pop: self.last_unplanned_pop,
-        }
+        };
+        Captured { checkpoint, sent_ids: self.sent_ids.capture() }
     }
 
     pub fn from_checkpoint(c: &Checkpoint) -> Result<Self, conv::DecodeError> {
