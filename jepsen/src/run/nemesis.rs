@@ -206,15 +206,31 @@ impl Nemesis {
         let secs = FaultKind::skew_secs(step.pick);
         self.bed.restart_with_skew(i, secs).await.map_err(|e| (vec![i], e))?;
         eprintln!("nemesis: n{i} restarted with its clock {secs:+} s off");
-        let deadline = Instant::now() + std::time::Duration::from_secs(4);
+        // A transfer can be accepted and still not happen (the skewed node has not caught up,
+        // or an election intervenes): what counts is the skewed node leading afterwards.
+        let deadline = Instant::now() + std::time::Duration::from_secs(6);
+        let mut last = String::new();
         loop {
+            if self.bed.leader().await == Some(i) {
+                eprintln!("nemesis: n{i} (skewed) leads");
+                break;
+            }
+            if Instant::now() >= deadline {
+                eprintln!("nemesis: n{i} (skewed) did not take the lead: {last}");
+                break;
+            }
             match self.bed.transfer_leader(i).await {
-                Ok(()) => break,
-                Err(e) if Instant::now() >= deadline => {
-                    eprintln!("nemesis: n{i} (skewed) did not take the lead: {e}");
-                    break;
+                Ok(()) => {
+                    let settle = Instant::now() + std::time::Duration::from_millis(1500);
+                    while Instant::now() < settle && self.bed.leader().await != Some(i) {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    last = "the transfer was accepted, another node leads".into();
                 }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
+                Err(e) => {
+                    last = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                }
             }
         }
         Ok(Applied::Skewed(i))
