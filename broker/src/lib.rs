@@ -17,6 +17,7 @@
 //! - [`pop_plan`]: the leader decides what a pop delivers before proposing it.
 //! - [`reader`]: reading a queue by offset; [`timer`]: the leader's timer for delayed messages.
 //! - [`routes`] and [`registration`]: nameserver queries and heartbeats.
+//! - [`clock`]: the wall clock (a simulation can replace it).
 //! - [`clients`]: connected clients and their Telemetry settings (per node, soft state).
 //! - [`service`]: the gRPC services (v2 messaging, forward, admin).
 //! - [`validate`], [`topic`], [`error`]: input rules and the Code they map to.
@@ -24,6 +25,7 @@
 pub mod batcher;
 pub mod cli;
 pub mod clients;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod consumer_group;

@@ -38,7 +38,7 @@ pub struct Proposer {
     node_id: NodeId,
     raft: Raft<BrokerStateMachine>,
     peers: Arc<Mutex<HashMap<String, ForwardClient<Channel>>>>,
-    /// This process run's id, in every entry it stamps.
+    /// This process run's id, in every entry it stamps (random unless [`Proposer::with_run_id`]).
     run: u64,
     dialer: Dialer,
     planner: Arc<PopPlanner>,
@@ -85,6 +85,14 @@ impl Proposer {
             dialer,
             planner: Arc::new(PopPlanner::new(&shared)),
         }
+    }
+
+    /// Stamps entries with `run` rather than a random run id: a simulation derives it from its
+    /// seed so that a replayed seed writes the same bytes. No two process runs may share one
+    /// (the idempotent-send window tells leaders apart by it, sm/dedup.rs).
+    pub fn with_run_id(mut self, run: u64) -> Self {
+        self.run = run;
+        self
     }
 
     pub fn raft(&self) -> &Raft<BrokerStateMachine> {
@@ -186,7 +194,7 @@ impl Proposer {
     /// The leader's clock goes into the entry: the idempotent-send window
     /// measures time by one clock per term (sm/dedup.rs).
     fn stamped(&self, cmd: &Cmd) -> Cmd {
-        crate::cmd::stamp(cmd, crate::cmd::Stamp { ms: crate::service::messaging::now_ms(), run: self.run })
+        crate::cmd::stamp(cmd, crate::cmd::Stamp { ms: crate::clock::now_ms(), run: self.run })
     }
 
     async fn write(&self, cmd: Cmd, deadline: Instant) -> Result<Option<CommandReply>, ApiError> {

@@ -23,9 +23,9 @@ use raftmq_raft::Raft;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::clock::now_ms;
 use crate::cmd;
 use crate::proposer::Proposer;
-use crate::service::messaging::now_ms;
 use crate::sm::pins::PinInfo;
 use crate::sm::{BrokerStateMachine, Shared};
 

@@ -11,9 +11,9 @@ use raftmq_proto::broker::{FireDelayed, MetaCommand, meta_command};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::clock::now_ms;
 use crate::cmd;
 use crate::proposer::Proposer;
-use crate::service::messaging::now_ms;
 use crate::sm::Shared;
 
 /// How often the timer looks at the earliest due time (and the most a

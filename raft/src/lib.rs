@@ -6,10 +6,12 @@
 //! - [`pb`]: conversions between openraft values and `raftmq.raft.v1` messages.
 //! - [`network`]: the client side (one `PeerClient` per peer; keepalive, deadlines).
 //! - [`service`]: the server side (`RaftService` handing RPCs to the local `Raft`).
+//! - [`runtime`]: openraft's tokio runtime with a seedable RNG (for the simulation).
 
 pub mod config;
 pub mod network;
 pub mod pb;
+pub mod runtime;
 pub mod service;
 pub mod types;
 

@@ -32,13 +32,15 @@ impl fmt::Display for Cmd {
 
 openraft::declare_raft_types!(
     /// raftmq's Raft types: standard Raft leader ids (a log id is `(term, index)`),
-    /// [`Cmd`] payloads and [`CommandReply`] responses.
+    /// [`Cmd`] payloads and [`CommandReply`] responses, on tokio with a seedable RNG
+    /// ([`crate::runtime`]).
     pub TypeConfig:
         D = Cmd,
         R = CommandReply,
         NodeId = NodeId,
         Node = openraft::BasicNode,
         LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
+        AsyncRuntime = crate::runtime::SeedableTokio,
 );
 
 pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;

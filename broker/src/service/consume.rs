@@ -14,8 +14,9 @@ use raftmq_proto::broker::{
 use raftmq_proto::rocketmq::v2::{self as v2, Code};
 use tokio::time::Instant;
 
-use super::messaging::{MessagingServiceImpl, now_ms};
+use super::messaging::MessagingServiceImpl;
 use super::{convert, read_barrier, receipt};
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::sm::pop::{dlq_topic, unit_to_pb};
 

@@ -21,6 +21,7 @@ use super::renew::AutoRenewer;
 use super::{convert, deadline_of, read_barrier, telemetry};
 use crate::batcher::{MetaBatcher, SendBatcher};
 use crate::clients::{ClientRegistry, ServerPolicy};
+use crate::clock::now_ms;
 use crate::cmd;
 use crate::config::BrokerConfig;
 use crate::consumer_group::validate_group_name;
@@ -208,10 +209,6 @@ impl MessagingServiceImpl {
             _ => Err(ApiError::new(Code::IllegalConsumerGroup, "consumer group is required")),
         }
     }
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn status(r: Result<(), &ApiError>) -> Option<V2Status> {

@@ -24,9 +24,9 @@ use std::time::Duration;
 use raftmq_proto::broker::{ChangeInvisible, MetaCommand, PopTarget, command_reply, meta_command};
 use tokio::time::Instant;
 
-use super::messaging::now_ms;
 use crate::batcher::MetaBatcher;
 use crate::clients::ClientRegistry;
+use crate::clock::now_ms;
 
 /// How the server renews `auto_renew` deliveries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -45,7 +45,8 @@ pub struct Checker {
     stable: BTreeMap<(u64, u32), u64>,
     /// Per (node, boot, queue): offsets below this were already read.
     read_upto: BTreeMap<(u64, u32, i32), i64>,
-    /// A digest of everything observed, to compare two runs of one seed.
+    /// A digest of everything observed (each check's Raft metrics and every log entry read, bytes
+    /// included), to compare two runs of one seed.
     pub digest: u64,
 }
 
@@ -132,13 +133,17 @@ impl Checker {
         let mut log = r.shared.log.clone();
         let entries = futures::executor::block_on(log.try_get_log_entries(from..))
             .map_err(|e| format!("n{id}: reading its log: {e}"))?;
+        let mut read = Vec::with_capacity(entries.len());
         let slots = self.logs.entry(key).or_default();
         slots.truncate(from as usize);
         for e in entries {
             let i = e.log_id.index as usize;
+            let slot = (e.log_id.leader_id.term, hash_entry(&e));
             slots.resize(i, None);
-            slots.push(Some((e.log_id.leader_id.term, hash_entry(&e))));
+            slots.push(Some(slot));
+            read.push((i, slot));
         }
+        self.observe(&(id, read));
         Ok(())
     }
 

@@ -45,7 +45,8 @@ pub async fn run(world: Arc<World>, id: u64) -> turmoil::Result {
     let raft_config = RaftConfig::default().to_openraft(GROUP)?;
     let network = GrpcNetworkFactory::with_dialer(GROUP, net::dialer());
     let raft = Raft::new(id, raft_config, network, log, sm).await?;
-    let proposer = Proposer::with_dialer(GROUP, id, raft.clone(), shared.clone(), net::dialer());
+    let proposer = Proposer::with_dialer(GROUP, id, raft.clone(), shared.clone(), net::dialer())
+        .with_run_id(world.boot_seed(id, boot));
     world.register(id, Replica { raft: raft.clone(), shared, io, boot });
 
     if boot == 1 {

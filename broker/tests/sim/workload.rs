@@ -19,7 +19,7 @@ use crate::world::{Outcome, QUEUES, TOPIC, World};
 const SEND_DEADLINE: Duration = Duration::from_secs(3);
 
 pub async fn produce(world: Arc<World>, id: u64, boot: u32, proposer: Proposer) {
-    let mut rng = StdRng::seed_from_u64(world.seed ^ (id << 48) ^ (u64::from(boot) << 32));
+    let mut rng = StdRng::seed_from_u64(world.boot_seed(id, boot));
     ensure_topic(&proposer).await;
     let mut seq = 0u64;
     while world.producing() {

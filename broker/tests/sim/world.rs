@@ -79,6 +79,12 @@ impl World {
         *b
     }
 
+    /// A number unique to (seed, node, boot): that boot's workload RNG seed and its proposer's
+    /// run id, so a replayed seed sends and stamps the same.
+    pub fn boot_seed(&self, id: u64, boot: u32) -> u64 {
+        self.seed ^ (id << 48) ^ (u64::from(boot) << 32)
+    }
+
     pub fn register(&self, id: u64, r: Replica) {
         lock(&self.replicas).insert(id, r);
     }
