@@ -104,10 +104,11 @@ impl FaultyIo {
         self.wake_paused_syncs();
     }
 
+    /// A dead process has no sync left to hold: lifting the pause releases every waiter,
+    /// whatever it last saw of `dead` (crash_10 once hung at its runtime's drop with a flusher
+    /// still parked in a paused sync after the crash, a worker blocked behind it).
     fn wake_paused_syncs(&self) {
-        // Taking the lock orders this wake-up after a waiter's check of `dead`.
-        drop(self.state.syncs_paused.lock().unwrap_or_else(PoisonError::into_inner));
-        self.state.syncs_resumed.notify_all();
+        self.resume_syncs();
     }
 
     /// Power loss: every file reverts to its content at its last successful sync, and the
