@@ -192,12 +192,12 @@ impl BrokerNode {
             let _ = task.await;
         }
         let _ = (&mut self.registration).await;
-        if tokio::time::timeout(DRAIN_GRACE, &mut self.server).await.is_err() {
-            tracing::info!(node = self.node_id, "connections still open after the drain grace: cutting them");
-            self.sever.cancel();
+        let drained = tokio::time::timeout(DRAIN_GRACE, &mut self.server).await.is_ok();
+        self.sever.cancel();
+        if !drained {
+            tracing::info!(node = self.node_id, "connections still open after the drain grace: cut");
             let _ = (&mut self.server).await;
         }
-        self.sever.cancel();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }

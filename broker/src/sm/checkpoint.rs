@@ -39,6 +39,13 @@ impl CheckpointFile {
     }
 
     pub fn load(&self) -> Result<Option<Checkpoint>, CheckpointError> {
+        let Some(payload) = self.load_encoded()? else { return Ok(None) };
+        let path = self.dir.join(&self.file);
+        Checkpoint::decode(&payload[..]).map(Some).map_err(|e| CheckpointError::Corrupt { path, why: e.to_string() })
+    }
+
+    /// The checkpoint's protobuf bytes, checked against the header's length and CRC.
+    pub fn load_encoded(&self) -> Result<Option<Vec<u8>>, CheckpointError> {
         let path = self.dir.join(&self.file);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -58,7 +65,7 @@ impl CheckpointFile {
         if crc32c::crc32c(payload) != crc {
             return Err(corrupt("crc mismatch"));
         }
-        Checkpoint::decode(payload).map(Some).map_err(|e| corrupt(&e.to_string()))
+        Ok(Some(payload.to_vec()))
     }
 
     /// Moves the checkpoint aside (kept for inspection as
@@ -71,12 +78,16 @@ impl CheckpointFile {
     }
 
     pub fn store(&self, c: &Checkpoint) -> Result<(), CheckpointError> {
-        let payload = c.encode_to_vec();
+        self.store_encoded(&c.encode_to_vec())
+    }
+
+    /// Stores a checkpoint already encoded (a checkpoint and its pin share one encoding).
+    pub fn store_encoded(&self, payload: &[u8]) -> Result<(), CheckpointError> {
         let mut buf = Vec::with_capacity(12 + payload.len());
         buf.extend_from_slice(&MAGIC.to_le_bytes());
-        buf.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+        buf.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
         buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&payload);
+        buf.extend_from_slice(payload);
         let tmp = self.dir.join(format!("{}.tmp", self.file));
         let io = |path: &Path| {
             let path = path.to_path_buf();

@@ -134,23 +134,16 @@ impl SentIds {
     }
 
     /// Forgets the oldest id (its lookup too, unless a later re-insert of the id owns it).
+    /// Borrows it from its run: no copy on the apply path, where every insert into a full
+    /// window forgets one.
     fn forget_front(&mut self) {
         let old = match self.sealed.front() {
-            Some(run) => {
-                let old = run[self.front_skip].clone();
-                self.front_skip += 1;
-                if self.front_skip == run.len() {
-                    self.sealed.pop_front();
-                    self.front_skip = 0;
-                }
-                old
-            }
-            None => match self.tail.pop_front() {
+            Some(run) => &run[self.front_skip],
+            None => match self.tail.front() {
                 Some(old) => old,
                 None => return,
             },
         };
-        self.len -= 1;
         if let Some(ids) = self.by_id.get_mut(&old.topic) {
             if ids.get(&old.message_id).is_some_and(|v| *v == (old.queue_id, old.queue_offset, old.position)) {
                 ids.remove(&old.message_id);
@@ -159,6 +152,19 @@ impl SentIds {
                 self.by_id.remove(&old.topic);
             }
         }
+        match self.sealed.front() {
+            Some(run) => {
+                self.front_skip += 1;
+                if self.front_skip == run.len() {
+                    self.sealed.pop_front();
+                    self.front_skip = 0;
+                }
+            }
+            None => {
+                self.tail.pop_front();
+            }
+        }
+        self.len -= 1;
     }
 
     pub fn remove_topic(&mut self, topic: &str) {

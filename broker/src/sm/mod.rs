@@ -502,9 +502,10 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
 
 /// Writes checkpoint `c` (and, if `pin`, a pin of it), then publishes it as durable.
 fn store_durably(shared: &Shared, file: &CheckpointFile, c: &Checkpoint, pin: bool) -> io::Result<()> {
-    file.store(c).map_err(io::Error::other)?;
+    let payload = c.encode_to_vec();
+    file.store_encoded(&payload).map_err(io::Error::other)?;
     if pin {
-        shared.pins.store(c).map_err(io::Error::other)?;
+        shared.pins.store_encoded(c, &payload).map_err(io::Error::other)?;
     }
     if let Some(applied) = applied_of(c) {
         shared.durable_tx.send_replace(applied);
@@ -517,11 +518,13 @@ fn pinned_snapshot(shared: &Shared, boundary: u64) -> io::Result<Option<Snapshot
     let Some(pin) = (boundary > 0).then(|| shared.pins.at_or_before(boundary)).flatten() else {
         return Ok(None);
     };
-    let c = shared.pins.load(&pin).map_err(io::Error::other)?;
-    Ok(Some(snapshot_of(&pin, &c)?))
+    // The pin's bytes go out as they are; they are decoded only for the snapshot's meta.
+    let payload = shared.pins.load_encoded(&pin).map_err(io::Error::other)?;
+    let c = Checkpoint::decode(&payload[..]).map_err(|e| io::Error::other(format!("pin {}: {e}", pin.index)))?;
+    Ok(Some(snapshot_of(&pin, &c, payload)?))
 }
 
-fn snapshot_of(pin: &PinInfo, c: &Checkpoint) -> io::Result<SnapshotOf<TypeConfig, SnapshotData>> {
+fn snapshot_of(pin: &PinInfo, c: &Checkpoint, payload: Vec<u8>) -> io::Result<SnapshotOf<TypeConfig, SnapshotData>> {
     let decode = |e: conv::DecodeError| io::Error::other(format!("pin {}: {e}", pin.index));
     let membership = match &c.membership {
         Some(m) => conv::membership_from_pb(m).map_err(decode)?,
@@ -534,7 +537,7 @@ fn snapshot_of(pin: &PinInfo, c: &Checkpoint) -> io::Result<SnapshotOf<TypeConfi
             last_log_id: last,
             last_membership: StoredMembership::new(membership_log_id, membership),
         },
-        snapshot: c.encode_to_vec().into(),
+        snapshot: payload.into(),
     })
 }
 

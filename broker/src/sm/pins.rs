@@ -16,6 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use prost::Message;
 use raftmq_proto::broker::Checkpoint;
 
 use super::checkpoint::{CheckpointError, CheckpointFile};
@@ -87,16 +88,28 @@ impl PinStore {
 
     /// Writes `c` as a pin (durable when it returns).
     pub fn store(&self, c: &Checkpoint) -> Result<Option<PinInfo>, CheckpointError> {
+        self.store_encoded(c, &c.encode_to_vec())
+    }
+
+    /// [`store`](Self::store) with `c` already encoded as `payload`.
+    pub fn store_encoded(&self, c: &Checkpoint, payload: &[u8]) -> Result<Option<PinInfo>, CheckpointError> {
         let Some(info) = PinInfo::of(c) else { return Ok(None) };
-        CheckpointFile::open_named(&self.dir, &info.file_name())?.store(c)?;
+        CheckpointFile::open_named(&self.dir, &info.file_name())?.store_encoded(payload)?;
         self.list().insert(info.index, info);
         Ok(Some(info))
     }
 
     pub fn load(&self, info: &PinInfo) -> Result<Checkpoint, CheckpointError> {
+        let payload = self.load_encoded(info)?;
+        Checkpoint::decode(&payload[..])
+            .map_err(|e| CheckpointError::Corrupt { path: self.dir.join(info.file_name()), why: e.to_string() })
+    }
+
+    /// The pin's protobuf bytes (what a snapshot carries), checked.
+    pub fn load_encoded(&self, info: &PinInfo) -> Result<Vec<u8>, CheckpointError> {
         let name = info.file_name();
         CheckpointFile::open_named(&self.dir, &name)?
-            .load()?
+            .load_encoded()?
             .ok_or_else(|| CheckpointError::Corrupt { path: self.dir.join(&name), why: "the pin file is gone".into() })
     }
 
