@@ -11,14 +11,13 @@
 //! the entry) and pop-state commands ([`Metas`]: receives, acks, changes of
 //! invisible time, one `MetaBatch` entry, applied in order).
 
-use std::sync::Arc;
-
 use prost::Message as _;
 use raftmq_proto::broker::{
     CommandReply, MetaBatch, MetaCommand, SendEntryResult, StoredMessage, command_reply, meta_command,
 };
+use raftmq_proto::coalesce::{self, Caps};
 use raftmq_raft::Cmd;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::cmd;
@@ -164,7 +163,16 @@ pub type MetaBatcher = Batcher<Metas>;
 impl<K: Kind> Batcher<K> {
     pub fn start(proposer: Proposer, max_inflight: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run::<K>(proposer, rx, Arc::new(Semaphore::new(max_inflight.max(1)))));
+        let caps = Caps { max_inflight, max_items: K::MAX_ITEMS, max_bytes: K::MAX_BYTES };
+        tokio::spawn(coalesce::run(
+            rx,
+            caps,
+            |p: &Pending<K>| (p.items, p.bytes),
+            move |batch| {
+                let proposer = proposer.clone();
+                async move { propose::<K>(&proposer, batch).await }
+            },
+        ));
         Self { tx }
     }
 
@@ -176,41 +184,6 @@ impl<K: Kind> Batcher<K> {
             .send(Pending { req, items, bytes, deadline, reply })
             .map_err(|_| ApiError::internal("the batcher stopped"))?;
         rx.await.map_err(|_| ApiError::internal("the batcher dropped a request"))?
-    }
-}
-
-async fn run<K: Kind>(proposer: Proposer, mut rx: mpsc::UnboundedReceiver<Pending<K>>, slots: Arc<Semaphore>) {
-    let mut carry: Option<Pending<K>> = None;
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        let first = match carry.take() {
-            Some(p) => p,
-            None => match rx.recv().await {
-                Some(p) => p,
-                None => return,
-            },
-        };
-        let (mut items, mut bytes) = (first.items, first.bytes);
-        let mut batch = vec![first];
-        while items < K::MAX_ITEMS && bytes < K::MAX_BYTES {
-            match rx.try_recv() {
-                Ok(p) if items + p.items <= K::MAX_ITEMS && bytes + p.bytes <= K::MAX_BYTES => {
-                    items += p.items;
-                    bytes += p.bytes;
-                    batch.push(p);
-                }
-                Ok(p) => {
-                    carry = Some(p);
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        let proposer = proposer.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            propose::<K>(&proposer, batch).await;
-        });
     }
 }
 

@@ -47,6 +47,14 @@ pub struct BenchArgs {
     /// Rate of the end-to-end latency scenario, msgs/s (0 skips it).
     #[arg(long, default_value_t = 1000)]
     e2e_rate: u64,
+    /// SendMessage calls concurrent sends share at most (the SDK's
+    /// `Producer::with_shared_calls`); 0 makes one call per send, as the
+    /// official clients do.
+    #[arg(long, default_value_t = raftmq_client::producer::DEFAULT_SHARED_CALLS)]
+    shared_calls: usize,
+    /// The brokers' `max_inflight_proposals` (default: the broker's default).
+    #[arg(long)]
+    max_inflight_proposals: Option<usize>,
 }
 
 struct Row {
@@ -89,11 +97,16 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
             base_port: a.base_port + 100 * mi as u16,
             durability,
         };
-        let mut cluster = DevCluster::start(&spec).await?;
+        let mut cluster = DevCluster::start_with(&spec, |c| {
+            if let Some(n) = a.max_inflight_proposals {
+                c.max_inflight_proposals = n;
+            }
+        })
+        .await?;
         cluster.wait_for_leaders(Duration::from_secs(10)).await?;
         let client = Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).map_err(|e| e.to_string())?;
         client.create_topic("bench", 4, &[]).await.map_err(|e| e.to_string())?;
-        let producer = Arc::new(Producer::new(client));
+        let producer = Arc::new(Producer::new(client).with_shared_calls(a.shared_calls));
         let body = bytes::Bytes::from(vec![b'x'; a.size]);
         publish(&producer, &body, 8, 500, Duration::from_secs(30), None).await; // warm-up
         for &c in &a.concurrency {
@@ -138,7 +151,7 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
         }
         cluster.shutdown().await;
     }
-    print_table(&rows, &failovers);
+    print_table(&rows, &failovers, a.shared_calls);
     crate::bench_consume::print_tables(&consume_rows, &e2e_rows);
     Ok(())
 }
@@ -226,9 +239,15 @@ async fn failover(cluster: &mut DevCluster, producer: &Arc<Producer>, body: &byt
     Ok(ms)
 }
 
-fn print_table(rows: &[Row], failovers: &[(String, f64)]) {
+fn print_table(rows: &[Row], failovers: &[(String, f64)], shared_calls: usize) {
     println!();
-    println!("raftmq publish: 3-replica group on loopback, 1 message per send, ack after Raft commit + apply");
+    let calls = match shared_calls {
+        0 => "one SendMessage call per send".to_string(),
+        n => format!("concurrent sends share up to {n} SendMessage calls"),
+    };
+    println!(
+        "raftmq publish: 3-replica group on loopback, 1 message per send ({calls}), ack after Raft commit + apply"
+    );
     println!(
         "| {:<5} | {:>3} | {:>8} | {:>6} | {:>9} | {:>7} | {:>7} | {:>8} | {:>8} | {:>9} | {:>16} |",
         "mode",

@@ -7,7 +7,10 @@
 //! - [`broker`]: what a Raft entry carries, forwarding to the leader, and admin.
 //! - [`placement`]: where a message group is stored (one function, shared by
 //!   the broker that places and the SDK that reports the queue).
+//! - [`coalesce`]: concurrent requests sharing calls (the broker's batcher and
+//!   the SDK's send lanes), here because both crates depend on this one.
 
+pub mod coalesce;
 pub mod placement;
 
 #[allow(clippy::all, rust_2018_idioms)] // generated code

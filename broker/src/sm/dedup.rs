@@ -13,9 +13,10 @@
 //! The window clock uses only differences between stamps of one leader term,
 //! so no clock offset moves it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use raftmq_proto::broker::{SendEntryResult, SentId, WindowClock as PbWindowClock};
 
 /// Time for the idempotent-send window, derived from the log only.
@@ -71,6 +72,8 @@ pub struct SentIds {
     tail: VecDeque<SentId>,
     len: usize,
     /// topic → message id → (queue, offset, position); nested so a lookup allocates nothing.
+    /// foldhash, seeded per process: every send of every replica inserts an id here and the
+    /// table rehashes its keys as ids expire, which SipHash made a sizeable share of apply.
     by_id: HashMap<String, HashMap<String, (i32, i64, u64)>>,
 }
 
@@ -114,7 +117,7 @@ impl SentIds {
                 ids.insert(s.message_id.clone(), at);
             }
             None => {
-                self.by_id.insert(s.topic.clone(), HashMap::from([(s.message_id.clone(), at)]));
+                self.by_id.insert(s.topic.clone(), HashMap::from_iter([(s.message_id.clone(), at)]));
             }
         }
         self.push_ordered(s);

@@ -8,6 +8,7 @@ mod cluster_50_pop;
 mod cluster_55_delay;
 mod cluster_60_bad_input;
 mod cluster_70_sdk_consumer;
+mod cluster_72_shared_calls;
 mod cluster_75_fifo_receipts;
 mod cluster_80_topics_offsets;
 mod cluster_85_consumer_groups;

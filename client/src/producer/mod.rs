@@ -17,9 +17,16 @@
 //! broker) the SDK reports the queue it chose, which for a message group is
 //! the broker's own placement
 //! ([`raftmq_proto::placement::message_group_queue`]).
+//!
+//! Concurrent single sends of one topic share SendMessage calls (`lane.rs`):
+//! at most a few calls per topic are under way at once, and messages sent
+//! meanwhile leave together in the next one, each still answered on its own.
+//! An idle producer adds no wait; a busy one saves most of the per-call cost
+//! (HTTP/2 framing, a broker request, a Raft proposal) of every message. Sends
+//! with a message group and [`Producer::send_batch`] each make their own call.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +38,8 @@ use raftmq_proto::rocketmq::v2;
 use crate::cluster::{Cluster, DEFAULT_TIMEOUT, TopicRoute};
 use crate::error::Error;
 use crate::placement;
+
+mod lane;
 
 /// Longest wait on one replica before the next is tried.
 const REPLICA_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -95,70 +104,82 @@ pub struct SendReceipt {
 }
 
 pub struct Producer {
+    core: Arc<Core>,
+    /// One lane per topic, created by the first shared send to it.
+    lanes: Mutex<HashMap<String, lane::Lane>>,
+    shared_calls: usize,
+}
+
+/// What the producer's sends share, including those made by lanes' tasks.
+struct Core {
     cluster: Cluster,
     routes: Mutex<HashMap<String, Arc<TopicRoute>>>,
     next_queue: AtomicUsize,
     /// Preferred replica per group, moved on failure.
     preferred: Mutex<HashMap<String, usize>>,
-    retries: usize,
-    timeout: Duration,
+    retries: AtomicUsize,
+    timeout_ms: AtomicU64,
     id_seq: AtomicU32,
     id_prefix: String,
 }
+
+/// SendMessage calls per topic under way at once for shared sends, by default.
+pub const DEFAULT_SHARED_CALLS: usize = 4;
 
 impl Producer {
     pub fn new(cluster: Cluster) -> Self {
         let host: [u8; 6] = rand::random();
         let pid = (std::process::id() & 0xffff) as u16;
-        Self {
+        let core = Core {
             cluster,
             routes: Mutex::default(),
             next_queue: AtomicUsize::new(rand::random::<u16>() as usize),
             preferred: Mutex::default(),
-            retries: 2,
-            timeout: DEFAULT_TIMEOUT,
+            retries: AtomicUsize::new(2),
+            timeout_ms: AtomicU64::new(DEFAULT_TIMEOUT.as_millis() as u64),
             id_seq: AtomicU32::new(0),
             id_prefix: format!("01{}{:04X}", bytes_hex(&host), pid),
-        }
+        };
+        Self { core: Arc::new(core), lanes: Mutex::default(), shared_calls: DEFAULT_SHARED_CALLS }
     }
 
     /// Retries on another broker group after a failed send. Default 2.
-    pub fn with_retries(mut self, retries: usize) -> Self {
-        self.retries = retries;
+    pub fn with_retries(self, retries: usize) -> Self {
+        self.core.retries.store(retries, Ordering::Relaxed);
         self
     }
 
     /// Per-attempt deadline. Default 3 s.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        self.core.timeout_ms.store(timeout.as_millis() as u64, Ordering::Relaxed);
+        self
+    }
+
+    /// How many SendMessage calls per topic concurrent [`Producer::send`]s
+    /// share at most (default [`DEFAULT_SHARED_CALLS`]); 0 gives every send
+    /// its own call, as the official clients do.
+    pub fn with_shared_calls(mut self, calls: usize) -> Self {
+        self.shared_calls = calls;
+        self.lanes.get_mut().unwrap_or_else(|p| p.into_inner()).clear();
         self
     }
 
     /// A new unique message id: `01` | host (6 bytes) | pid (2) | time (4) | sequence (4), in hex.
     pub fn new_message_id(&self) -> String {
-        let secs =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
-        format!("{}{:08X}{:08X}", self.id_prefix, secs, self.id_seq.fetch_add(1, Ordering::Relaxed))
-    }
-
-    async fn route(&self, topic: &str, refresh: bool) -> Result<Arc<TopicRoute>, Error> {
-        if !refresh && let Some(r) = self.routes.lock().unwrap_or_else(|p| p.into_inner()).get(topic) {
-            return Ok(r.clone());
-        }
-        let r = Arc::new(self.cluster.route(topic).await?);
-        if r.groups.is_empty() {
-            return Err(Error::NotFound(format!("topic '{topic}' has no broker group")));
-        }
-        self.routes.lock().unwrap_or_else(|p| p.into_inner()).insert(topic.to_string(), r.clone());
-        Ok(r)
+        self.core.new_message_id()
     }
 
     /// Sends one message and waits for the Raft-committed answer. This is
     /// the asynchronous send: run several at once (`join_all`, or spawned
-    /// tasks sharing an `Arc<Producer>`) to keep more in flight.
+    /// tasks sharing an `Arc<Producer>`) to keep more in flight; they then
+    /// share calls to the broker (see the module docs). Needs a Tokio runtime.
     pub async fn send(&self, msg: Message) -> Result<SendReceipt, Error> {
-        let mut r = self.send_batch(vec![msg]).await?;
-        r.pop().ok_or_else(|| Error::Broker { code: v2::Code::InternalError, message: "empty send result".into() })
+        if self.shared_calls == 0 || msg.message_group.is_some() {
+            let id = self.core.new_message_id();
+            return only(self.core.send_messages(&[msg], &[id], Placement::OneQueue).await?);
+        }
+        let id = self.core.new_message_id();
+        lane::submit(&self.lanes, &self.core, self.shared_calls, msg, id).await
     }
 
     /// Fire and forget: sends `msg` on a spawned task (with the usual
@@ -176,8 +197,48 @@ impl Producer {
     }
 
     /// Sends messages of one topic as one batch: one Raft entry, stored all or
-    /// nothing. Messages with a message group must all have the same one.
+    /// nothing, in one queue. Messages with a message group must all have the same one.
     pub async fn send_batch(&self, msgs: Vec<Message>) -> Result<Vec<SendReceipt>, Error> {
+        let ids: Vec<String> = msgs.iter().map(|_| self.core.new_message_id()).collect();
+        self.core.send_messages(&msgs, &ids, Placement::OneQueue).await
+    }
+}
+
+/// Which queues the messages of one call go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// All in one queue (a batch, or one message).
+    OneQueue,
+    /// Round-robin over the chosen group's queues (independent sends sharing a call).
+    Spread,
+}
+
+impl Core {
+    fn new_message_id(&self) -> String {
+        let secs =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
+        format!("{}{:08X}{:08X}", self.id_prefix, secs, self.id_seq.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed))
+    }
+
+    async fn route(&self, topic: &str, refresh: bool) -> Result<Arc<TopicRoute>, Error> {
+        if !refresh && let Some(r) = self.routes.lock().unwrap_or_else(|p| p.into_inner()).get(topic) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(self.cluster.route(topic).await?);
+        if r.groups.is_empty() {
+            return Err(Error::NotFound(format!("topic '{topic}' has no broker group")));
+        }
+        self.routes.lock().unwrap_or_else(|p| p.into_inner()).insert(topic.to_string(), r.clone());
+        Ok(r)
+    }
+
+    /// Sends `msgs` (one topic) in one call per attempt, with retries on
+    /// another group; `ids` are their message ids, kept across attempts.
+    async fn send_messages(&self, msgs: &[Message], ids: &[String], how: Placement) -> Result<Vec<SendReceipt>, Error> {
         let topic =
             msgs.first().map(|m| m.topic.clone()).ok_or_else(|| Error::InvalidArgument("empty batch".into()))?;
         if msgs.iter().any(|m| m.topic != topic) {
@@ -187,7 +248,6 @@ impl Producer {
         if msgs.iter().any(|m| m.message_group.as_ref().is_some_and(|g| Some(g) != message_group.as_ref())) {
             return Err(Error::InvalidArgument("a batch may hold messages of one message group only".into()));
         }
-        let ids: Vec<String> = msgs.iter().map(|_| self.new_message_id()).collect();
         let mut route = self.route(&topic, false).await?;
         let start = self.next_queue.fetch_add(1, Ordering::Relaxed);
         let mut last = None;
@@ -197,7 +257,7 @@ impl Producer {
         // message it already stored with the original position.
         let mut shift = 0;
         let mut pinned: Option<(String, i32)> = None;
-        for attempt in 0..=self.retries {
+        for attempt in 0..=self.retries.load(Ordering::Relaxed) {
             let queues: Vec<(usize, i32)> = route
                 .groups
                 .iter()
@@ -226,9 +286,16 @@ impl Producer {
                 .or(pinned_at)
                 .unwrap_or_else(|| queues[(start + shift * queues.len() / route.groups.len().max(1)) % queues.len()]);
             let group = &route.groups[gi];
-            let req = build_request(&msgs, &ids, queue);
+            let chosen: Vec<i32> = match how {
+                Placement::OneQueue => vec![queue; msgs.len()],
+                Placement::Spread => {
+                    let count = group.topic.as_ref().map(|t| t.queue_count).unwrap_or(1).max(1) as i32;
+                    (0..msgs.len()).map(|k| (queue + k as i32) % count).collect()
+                }
+            };
+            let req = build_request(msgs, ids, &chosen);
             match self.send_to_group(group, req).await {
-                Ok((resp, queues)) => return receipts(resp, &group.group, queue, queues, ids),
+                Ok((resp, queues)) => return receipts(resp, &group.group, &chosen, queues, ids),
                 Err(e) if e.is_retriable() => {
                     tracing::debug!(group = %group.group, attempt, "send failed, retrying: {e}");
                     if e.is_unknown_outcome() {
@@ -272,7 +339,7 @@ impl Producer {
             // (which forwards to the new leader) soon after an election could
             // have finished. Safe: a re-send of a stored message is answered
             // with its original position (the broker's idempotent-send window).
-            r.set_timeout(self.timeout.min(REPLICA_ATTEMPT_TIMEOUT));
+            r.set_timeout(self.timeout().min(REPLICA_ATTEMPT_TIMEOUT));
             match client.send_message(r).await {
                 Ok(resp) => {
                     let queues = resp
@@ -298,6 +365,11 @@ impl Producer {
     }
 }
 
+/// The receipt of a call that sent one message.
+fn only(mut receipts: Vec<SendReceipt>) -> Result<SendReceipt, Error> {
+    receipts.pop().ok_or_else(|| Error::Broker { code: v2::Code::InternalError, message: "empty send result".into() })
+}
+
 fn bytes_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02X}")).collect()
 }
@@ -307,13 +379,15 @@ fn timestamp(t: std::time::SystemTime) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
 }
 
-fn build_request(msgs: &[Message], ids: &[String], queue: i32) -> v2::SendMessageRequest {
+/// One message per `ids` and `queues` entry.
+fn build_request(msgs: &[Message], ids: &[String], queues: &[i32]) -> v2::SendMessageRequest {
     let born = timestamp(std::time::SystemTime::now());
     v2::SendMessageRequest {
         messages: msgs
             .iter()
             .zip(ids)
-            .map(|(m, id)| v2::Message {
+            .zip(queues)
+            .map(|((m, id), &queue)| v2::Message {
                 topic: Some(v2::Resource { name: m.topic.clone(), ..Default::default() }),
                 user_properties: m.properties.clone(),
                 system_properties: Some(v2::SystemProperties {
@@ -341,13 +415,13 @@ fn build_request(msgs: &[Message], ids: &[String], queue: i32) -> v2::SendMessag
 }
 
 /// One receipt per message: the queue from the broker's header when it sent
-/// one (one id per entry), else `queue`, the one the SDK chose.
+/// one (one id per entry), else `chosen`, the one the SDK chose.
 fn receipts(
     resp: v2::SendMessageResponse,
     group: &str,
-    queue: i32,
+    chosen: &[i32],
     queues: Option<Vec<i32>>,
-    ids: Vec<String>,
+    ids: &[String],
 ) -> Result<Vec<SendReceipt>, Error> {
     if resp.entries.len() != ids.len() {
         return Err(Error::Broker {
@@ -355,12 +429,17 @@ fn receipts(
             message: format!("{} results for {} messages", resp.entries.len(), ids.len()),
         });
     }
-    let queues = queues.filter(|q| q.len() == ids.len()).unwrap_or_else(|| vec![queue; ids.len()]);
+    let queues = queues.filter(|q| q.len() == ids.len()).unwrap_or_else(|| chosen.to_vec());
     Ok(resp
         .entries
         .into_iter()
         .zip(ids)
         .zip(queues)
-        .map(|((e, id), queue_id)| SendReceipt { message_id: id, group: group.to_string(), queue_id, offset: e.offset })
+        .map(|((e, id), queue_id)| SendReceipt {
+            message_id: id.clone(),
+            group: group.to_string(),
+            queue_id,
+            offset: e.offset,
+        })
         .collect())
 }
