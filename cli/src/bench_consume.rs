@@ -28,6 +28,9 @@ pub struct ConsumeRow {
     prefilled: u64,
     consumed: u64,
     secs: f64,
+    /// Receive calls made and the time spent in them, and likewise for awaited acks.
+    receives: (u64, Duration),
+    acks_awaited: (u64, Duration),
 }
 
 pub struct E2eRow {
@@ -68,6 +71,7 @@ pub async fn consume(
     let acker = Acker::new(consumer.clone(), acked.clone(), bar.clone(), pipelined);
     let t = Instant::now();
     let mut received = 0;
+    let (mut receives, mut acks_awaited) = ((0, Duration::ZERO), (0, Duration::ZERO));
     while acked.load(Ordering::Relaxed) < prefilled && t.elapsed() < Duration::from_secs(60) {
         // Receive only what is not yet received: a pipelined consumer must not
         // long-poll an empty topic while its last acks are in flight.
@@ -75,14 +79,22 @@ pub async fn consume(
             acker.drain().await;
             continue;
         }
-        let Ok(batch) = consumer.receive(RECEIVE_BATCH, Duration::from_secs(1)).await else { continue };
+        let r = Instant::now();
+        let got = consumer.receive(RECEIVE_BATCH, Duration::from_secs(1)).await;
+        receives = (receives.0 + 1, receives.1 + r.elapsed());
+        let Ok(batch) = got else { continue };
         received += batch.len() as u64;
+        let a = Instant::now();
         acker.ack(batch).await;
+        if !pipelined {
+            acks_awaited = (acks_awaited.0 + 1, acks_awaited.1 + a.elapsed());
+        }
     }
     acker.drain().await;
     bar.finish_and_clear();
     let consumed = acked.load(Ordering::Relaxed);
-    Ok(ConsumeRow { mode: mode.to_string(), acks, prefilled, consumed, secs: t.elapsed().as_secs_f64() })
+    let secs = t.elapsed().as_secs_f64();
+    Ok(ConsumeRow { mode: mode.to_string(), acks, prefilled, consumed, secs, receives, acks_awaited })
 }
 
 /// Acks received batches, awaited or from spawned tasks (bounded).
@@ -211,15 +223,24 @@ pub fn print_tables(consume: &[ConsumeRow], e2e: &[E2eRow]) {
             "raftmq consume: pre-published 1 KiB messages, one simple consumer (receive batches of {RECEIVE_BATCH}), \
              every message acked"
         );
-        println!("| {:<5} | {:<9} | {:>9} | {:>9} | {:>9} |", "mode", "acks", "prefilled", "consumed", "msgs/s");
+        println!(
+            "| {:<5} | {:<9} | {:>9} | {:>9} | {:>9} | {:>14} | {:>10} |",
+            "mode", "acks", "prefilled", "consumed", "msgs/s", "receive ms/call", "ack ms/call"
+        );
+        let per_call = |(n, d): (u64, Duration)| match n {
+            0 => "-".to_string(),
+            n => format!("{:.2}", d.as_secs_f64() * 1e3 / n as f64),
+        };
         for r in consume {
             println!(
-                "| {:<5} | {:<9} | {:>9} | {:>9} | {:>9.0} |",
+                "| {:<5} | {:<9} | {:>9} | {:>9} | {:>9.0} | {:>15} | {:>11} |",
                 r.mode,
                 r.acks,
                 r.prefilled,
                 r.consumed,
-                r.consumed as f64 / r.secs
+                r.consumed as f64 / r.secs,
+                per_call(r.receives),
+                per_call(r.acks_awaited)
             );
         }
     }
