@@ -5,7 +5,6 @@
 //! Layout: `magic u32 | crc32c u32 (of the payload) | len u32 | Checkpoint protobuf`, little-endian.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
@@ -93,9 +92,10 @@ impl CheckpointFile {
             let path = path.to_path_buf();
             move |source| CheckpointError::Io { path, source }
         };
-        let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&buf).map_err(io(&tmp))?;
-        f.sync_data().map_err(io(&tmp))?;
+        let f = fs::File::create(&tmp).map_err(io(&tmp))?;
+        // Synced as it is written: a large checkpoint (the idempotent-send window) written in
+        // one go held up the CommitLog's fdatasyncs (raftmq_store::io::write_all_synced).
+        raftmq_store::io::write_all_synced(&f, &buf, 0).map_err(io(&tmp))?;
         fs::rename(&tmp, self.dir.join(&self.file)).map_err(io(&tmp))?;
         fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))
     }

@@ -1,6 +1,7 @@
-//! The segment allocator thread: zero-fills the *next* segment in the background.
+//! The segment allocator thread: creates the *next* segment in the background.
 //!
-//! Creating a 128 MiB segment (zero-fill, `fsync`, rename, directory `fsync`) takes far longer
+//! Creating a 128 MiB segment (reserve with `fallocate`, or zero-fill where that is not
+//! supported; `fsync`, rename, directory `fsync`) can take far longer
 //! than an append, so the writer asks for segment `active.end()` as soon as a segment becomes
 //! active, and a roll normally just takes the ready file (RocketMQ's
 //! `AllocateMappedFileService`). If the spare is not ready the roll waits for it, or creates

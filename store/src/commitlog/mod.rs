@@ -11,7 +11,7 @@
 //!     └──────────── flusher thread: fdatasync per dirty segment    readers (mmap slices)
 //!                         │ (lazily) committed
 //!  save_vote ─barrier─────┴──► meta file (vote, committed, last purged, base; 2 CRC'd slots)
-//!  allocator thread: zero-fills segment N+1 while N is active
+//!  allocator thread: creates segment N+1 (fallocate) while N is active
 //! ```
 //!
 //! # Invariants

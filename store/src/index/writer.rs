@@ -37,6 +37,10 @@ pub(super) struct Writer {
     /// Sealed files written since the last flush; it fsyncs them before the meta moves on.
     pub unsynced: Vec<Arc<IndexFile>>,
     pub active_unsynced: bool,
+    /// Bytes appended to the active file since it was last synced: it is synced every
+    /// [`crate::io::paced::SYNC_EVERY`] as it fills, so a flush never sends a burst to the disk
+    /// (early syncs only make durable what the kernel could have written back anyway).
+    written_unsynced: usize,
     /// A file was created since the last flush, so the directory needs an fsync.
     pub dir_dirty: bool,
     scratch: Scratch,
@@ -149,6 +153,7 @@ impl Writer {
             poisoned: false,
             unsynced: Vec::new(),
             active_unsynced: false,
+            written_unsynced: 0,
             dir_dirty: false,
             scratch: Scratch::default(),
         }
@@ -216,6 +221,11 @@ impl Writer {
         let geo = a.file.geo;
         a.file.write_at(&scratch.records, geo.heap_start() + u64::from(a.stats.heap_len))?;
         a.file.write_at(&scratch.entries, geo.entry_offset(a.stats.entries + 1))?;
+        self.written_unsynced += scratch.records.len() + scratch.entries.len();
+        if self.written_unsynced >= crate::io::paced::SYNC_EVERY {
+            a.file.sync()?;
+            self.written_unsynced = 0;
+        }
         // The count before the slots: see `LiveSlots`.
         a.live.min_ts.store(a.pending.min_ts, Ordering::Release);
         a.live.max_ts.store(a.pending.max_ts, Ordering::Release);

@@ -35,6 +35,7 @@
 mod faulty;
 #[cfg(feature = "fault-journal")]
 mod journal;
+pub(crate) mod paced;
 mod real;
 
 use std::io;
@@ -45,6 +46,7 @@ pub use faulty::FaultyIo;
 #[cfg(feature = "fault-journal")]
 pub use journal::{JournalIo, ReplayStats, replay_undo_journal};
 use memmap2::Mmap;
+pub use paced::write_all_synced;
 pub use real::RealIo;
 
 /// Directory-level file operations.
