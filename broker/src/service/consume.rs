@@ -19,6 +19,7 @@ use super::{convert, read_barrier, receipt};
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::sm::pop::{dlq_topic, unit_to_pb};
+use raftmq_store::consume_queue::CqUnit;
 
 pub const MIN_INVISIBLE: Duration = Duration::from_secs(1);
 pub const MAX_INVISIBLE: Duration = Duration::from_secs(12 * 3600);
@@ -177,11 +178,31 @@ impl MessagingServiceImpl {
         }
     }
 
+    /// The consume-queue unit of each popped message, `None` where the queue no longer has it.
+    /// One read per run of consecutive offsets of one queue (a pop is usually a single run):
+    /// one read per message cost a syscall each.
+    fn units_of(&self, topic: &str, popped: &[Popped]) -> Result<Vec<Option<CqUnit>>, ApiError> {
+        let mut out = Vec::with_capacity(popped.len());
+        for run in popped.chunk_by(|a, b| b.queue_id == a.queue_id && b.offset == a.offset + 1) {
+            let first = run[0].offset;
+            let units = self
+                .shared
+                .cq
+                .read(topic, run[0].queue_id, first, run.len())
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            // `read` starts at the queue's first retained offset if that is later than `first`.
+            let start = units.first().map_or(first, |(o, _)| *o);
+            out.extend(run.iter().map(|p| {
+                let at = usize::try_from(p.offset - start).ok()?;
+                units.get(at).filter(|(o, _)| *o == p.offset).map(|(_, u)| *u)
+            }));
+        }
+        Ok(out)
+    }
+
     fn deliver(&self, group: &str, topic: &str, popped: &[Popped]) -> Result<Vec<v2::Message>, ApiError> {
         let mut out = Vec::with_capacity(popped.len());
-        for p in popped {
-            let queue = p.queue_id;
-            let unit = self.shared.cq.unit_at(topic, queue, p.offset).map_err(|e| ApiError::internal(e.to_string()))?;
+        for (p, unit) in popped.iter().zip(self.units_of(topic, popped)?) {
             let Some(unit) = unit else { continue };
             let Some(mut stored) = crate::reader::read_stored(&self.shared, &unit)? else { continue };
             stored.reconsume_times = p.attempt - 1;
