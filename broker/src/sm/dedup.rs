@@ -87,11 +87,20 @@ pub struct SentIdsCapture {
 
 impl SentIdsCapture {
     pub fn to_pb(&self) -> Vec<SentId> {
+        self.iter().cloned().collect()
+    }
+
+    /// Each id, oldest first, borrowed.
+    pub fn for_each(&self, f: impl FnMut(&SentId)) {
+        self.iter().for_each(f);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &SentId> {
         let sealed = self.sealed.iter().enumerate().flat_map(|(i, run)| {
             let skip = if i == 0 { self.front_skip } else { 0 };
             run[skip..].iter()
         });
-        sealed.chain(&self.tail).cloned().collect()
+        sealed.chain(&self.tail)
     }
 }
 

@@ -347,10 +347,10 @@ impl BrokerStateMachine {
             // replica's own fdatasync of it: the checkpoint must not name
             // entries the log could still lose (I21), so the log goes first.
             futures::executor::block_on(shared.log.flush()).map_err(io::Error::other)?;
-            let c = c.finish();
+            let (c, payload) = c.encode();
             index.flush().map_err(io::Error::other)?;
             shared.cq.flush().map_err(io::Error::other)?;
-            store_durably(&shared, &file, &c, pin)
+            store_durably(&shared, &file, &c, &payload, pin)
         })?);
         self.last_checkpoint = Instant::now();
         Ok(())
@@ -358,13 +358,13 @@ impl BrokerStateMachine {
 
     /// The same checkpoint, written on the applying task ([`open_inline`](Self::open_inline)).
     async fn checkpoint_inline(&mut self) -> io::Result<()> {
-        let c = self.capture().finish();
+        let (c, payload) = self.capture().encode();
         let pin = self.pin_due();
         self.last_checkpoint = Instant::now();
         self.shared.log.flush().await.map_err(io::Error::other)?; // I21, as above
         self.index_writer.flush().map_err(io::Error::other)?;
         self.shared.cq.flush().map_err(io::Error::other)?;
-        store_durably(&self.shared, &self.checkpoint, &c, pin)
+        store_durably(&self.shared, &self.checkpoint, &c, &payload, pin)
     }
 
     /// Installs the pinned checkpoint `c` a leader sent (see the module docs for the order).
@@ -501,11 +501,12 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
 }
 
 /// Writes checkpoint `c` (and, if `pin`, a pin of it), then publishes it as durable.
-fn store_durably(shared: &Shared, file: &CheckpointFile, c: &Checkpoint, pin: bool) -> io::Result<()> {
-    let payload = c.encode_to_vec();
-    file.store_encoded(&payload).map_err(io::Error::other)?;
+/// Stores `payload` (the encoded checkpoint; `c` is it without the idempotent-send window,
+/// enough for its index and term) as the replica's checkpoint, and as a pin if `pin`.
+fn store_durably(shared: &Shared, file: &CheckpointFile, c: &Checkpoint, payload: &[u8], pin: bool) -> io::Result<()> {
+    file.store_encoded(payload).map_err(io::Error::other)?;
     if pin {
-        shared.pins.store_encoded(c, &payload).map_err(io::Error::other)?;
+        shared.pins.store_encoded(c, payload).map_err(io::Error::other)?;
     }
     if let Some(applied) = applied_of(c) {
         shared.durable_tx.send_replace(applied);
