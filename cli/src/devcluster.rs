@@ -116,20 +116,29 @@ impl DevCluster {
         Ok(c)
     }
 
-    /// Waits until every group has a leader; returns the leaders' (group, replica index).
+    /// Waits until every group has a leader and the nameserver knows it (a
+    /// leader's registration reaches the nameserver a moment after its election,
+    /// and until then admin calls find no group); returns each group's leader
+    /// (replica index).
     pub async fn wait_for_leaders(&self, timeout: Duration) -> Result<Vec<usize>, String> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let client =
+            raftmq_client::Cluster::new(std::slice::from_ref(&self.namesrv_addr)).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
-        for (g, group) in self.nodes.iter().enumerate() {
+        for g in 0..self.nodes.len() {
             loop {
                 if let Some(r) = self.leader_of(g) {
-                    out.push(r);
-                    break;
+                    let registered = client.groups().await.ok().is_some_and(|groups| {
+                        groups.iter().any(|i| i.group == group_name(g) && i.leader_id == self.configs[g][r].node_id)
+                    });
+                    if registered {
+                        out.push(r);
+                        break;
+                    }
                 }
                 if tokio::time::Instant::now() > deadline {
-                    return Err(format!("group {} elected no leader", group_name(g)));
+                    return Err(format!("group {} elected no leader known to the nameserver", group_name(g)));
                 }
-                let _ = group;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
