@@ -6,8 +6,8 @@
 //! wait, and under load the cost of a call is shared, as the broker shares a
 //! Raft entry between calls. Each message keeps its own id and answer.
 //!
-//! A shared call is stored all or nothing. If one is refused for good (a
-//! bad message, say), its messages are sent again one by one, so that one
+//! A shared call is stored all or nothing. If the broker refuses one for good
+//! (a bad message, say), its messages are sent again one by one, so that one
 //! bad message fails only its own send; nothing of a refused call was stored,
 //! and each keeps its id, so the broker's idempotent-send window would answer
 //! a repeat with the original position anyway.
@@ -97,7 +97,9 @@ async fn send_shared(core: &Core, call: Vec<Pending>) {
                 let _ = reply.send(Ok(r));
             }
         }
-        Err(e) if msgs.len() > 1 && !e.is_retriable() => {
+        // A broker's refusal may concern one message only; anything else (no route, say)
+        // concerns the whole call and is answered as it is, without one call per message.
+        Err(e @ Error::Broker { .. }) if msgs.len() > 1 && !e.is_retriable() => {
             let alone = msgs.iter().zip(&ids).map(|(m, id)| async move {
                 only(core.send_messages(std::slice::from_ref(m), std::slice::from_ref(id), Placement::Spread).await?)
             });

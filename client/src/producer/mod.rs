@@ -174,11 +174,10 @@ impl Producer {
     /// tasks sharing an `Arc<Producer>`) to keep more in flight; they then
     /// share calls to the broker (see the module docs). Needs a Tokio runtime.
     pub async fn send(&self, msg: Message) -> Result<SendReceipt, Error> {
+        let id = self.core.new_message_id();
         if self.shared_calls == 0 || msg.message_group.is_some() {
-            let id = self.core.new_message_id();
             return only(self.core.send_messages(&[msg], &[id], Placement::OneQueue).await?);
         }
-        let id = self.core.new_message_id();
         lane::submit(&self.lanes, &self.core, self.shared_calls, msg, id).await
     }
 

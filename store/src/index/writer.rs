@@ -253,6 +253,7 @@ impl Writer {
         old.file.write_at(&header.encode(), 0)?;
         let file = Arc::new(IndexFile::create(&self.dir, old.file.seq + 1, self.config.geometry())?);
         let old = mem::replace(&mut self.active, Active::fresh(file));
+        self.written_unsynced = 0;
         self.unsynced.push(old.file.clone());
         self.dir_dirty = true;
         self.active_unsynced = true;
@@ -302,6 +303,7 @@ impl Writer {
         let mut files = mem::take(&mut self.unsynced);
         if mem::take(&mut self.active_unsynced) {
             files.push(self.active.file.clone());
+            self.written_unsynced = 0;
         }
         Ok(FlushPlan { files, sync_dir: mem::take(&mut self.dir_dirty), meta: self.meta() })
     }
