@@ -6,27 +6,16 @@
 //! nemesis: with store timestamps, a leader 90 s ahead emptied the window at its first insert, so
 //! a re-send across that leader change was stored twice).
 
-use std::time::Duration;
+mod common;
 
 use raftmq_broker::BrokerNode;
 use raftmq_broker::cmd;
-use raftmq_broker::config::{BrokerConfig, Member};
 use raftmq_proto::broker::command_reply::Result as Reply;
 use raftmq_proto::broker::meta_command::Cmd as MetaCmd;
 use raftmq_proto::broker::{MetaCommand, StoredMessage, TopicConfig};
 
 const TOPIC: &str = "skew";
 const PORT: u16 = 19_421;
-
-async fn write(node: &BrokerNode, cmd: raftmq_raft::Cmd) -> Option<Reply> {
-    for _ in 0..100 {
-        match node.raft.client_write(cmd.clone()).await {
-            Ok(r) => return r.data.result,
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    panic!("no write committed in 10 s");
-}
 
 /// Stores message `id` in an entry stamped `stamp_ms` by leader process `run`; returns the
 /// queue offset it was acknowledged with.
@@ -39,28 +28,19 @@ async fn send(node: &BrokerNode, run: u64, id: &str, stamp_ms: i64) -> i64 {
         store_timestamp_ms: stamp_ms,
         ..Default::default()
     };
-    match write(node, cmd::stamp(&cmd::encode_batch(&[m]), cmd::Stamp { ms: stamp_ms, run })).await {
-        Some(Reply::Send(r)) => r.entries[0].queue_offset,
+    match common::write(node, cmd::stamp(&cmd::encode_batch(&[m]), cmd::Stamp { ms: stamp_ms, run })).await {
+        (_, Some(Reply::Send(r))) => r.entries[0].queue_offset,
         other => panic!("unexpected reply {other:?}"),
-    }
-}
-
-fn config(dir: &std::path::Path) -> BrokerConfig {
-    BrokerConfig {
-        listen: ([127, 0, 0, 1], PORT).into(),
-        data_dir: dir.join("n1"),
-        initial_members: vec![Member { id: 1, addr: format!("127.0.0.1:{PORT}") }],
-        ..Default::default()
     }
 }
 
 #[tokio::test]
 async fn a_resend_to_a_leader_with_a_clock_ahead_is_still_stored_once() {
     let tmp = tempfile::TempDir::new().expect("tempdir");
-    let node = BrokerNode::start(config(tmp.path())).await.expect("start");
+    let node = BrokerNode::start(common::single_node(tmp.path(), PORT)).await.expect("start");
     let topic = TopicConfig { name: TOPIC.into(), queue_count: 1, ..Default::default() };
     let create = MetaCommand { cmd: Some(MetaCmd::CreateTopic(raftmq_broker::topic::with_defaults(topic))) };
-    write(&node, cmd::encode_meta(&create)).await;
+    common::write(&node, cmd::encode_meta(&create)).await;
 
     let t = 1_800_000_000_000;
     // One leader: a re-send 1 s later gets the original offset; 61 s later it is a new message.
@@ -73,7 +53,7 @@ async fn a_resend_to_a_leader_with_a_clock_ahead_is_still_stored_once() {
     // whose clock is 90 s ahead: it stores another message, then receives m1's re-send, 2 s
     // after its first attempt.
     node.shutdown().await;
-    let node = BrokerNode::start(config(tmp.path())).await.expect("restart");
+    let node = BrokerNode::start(common::single_node(tmp.path(), PORT)).await.expect("restart");
     send(&node, 2, "m2", t + 1_000 + 90_000).await;
     let again = send(&node, 2, "m1", t + 2_000 + 90_000).await;
     assert_eq!(again, first, "m1 was re-sent 2 s after it was stored: the window must answer the first offset");

@@ -15,6 +15,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use foldhash::HashMap;
 use raftmq_proto::broker::{SendEntryResult, SentId, WindowClock as PbWindowClock};
@@ -59,6 +60,20 @@ pub const MAX_IDS: usize = 200_000;
 /// Ids are kept in sealed runs of this many, shared with checkpoint captures.
 const RUN: usize = 1024;
 
+/// A sealed run's id: unique within the process (every window of every replica draws from
+/// one counter), so a run written to a side file (`window_runs.rs`) is never mistaken for
+/// another, even after a snapshot install replaced the whole window.
+pub type RunId = u64;
+
+static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
+
+/// A sealed run: immutable once sealed, shared by captures.
+#[derive(Debug, Clone)]
+pub struct SealedRun {
+    pub id: RunId,
+    pub ids: Arc<[SentId]>,
+}
+
 /// The window's ids in insertion order, plus a lookup by (topic, message id).
 ///
 /// The order is kept as sealed runs behind `Arc`s and a short open tail, so
@@ -66,7 +81,7 @@ const RUN: usize = 1024;
 /// however many ids the window holds (up to [`MAX_IDS`]); encoding happens off that task.
 #[derive(Debug, Default, Clone)]
 pub struct SentIds {
-    sealed: VecDeque<Arc<[SentId]>>,
+    sealed: VecDeque<SealedRun>,
     /// How many ids at the front of `sealed[0]` were forgotten already.
     front_skip: usize,
     tail: VecDeque<SentId>,
@@ -80,7 +95,7 @@ pub struct SentIds {
 /// The window's ids at one applied index, to encode off the applying task.
 #[derive(Debug, Default)]
 pub struct SentIdsCapture {
-    sealed: Vec<Arc<[SentId]>>,
+    sealed: Vec<SealedRun>,
     front_skip: usize,
     tail: Vec<SentId>,
 }
@@ -95,10 +110,25 @@ impl SentIdsCapture {
         self.iter().for_each(f);
     }
 
+    /// The sealed runs, oldest first; the first one's first [`front_skip`](Self::front_skip)
+    /// ids are no longer in the window.
+    pub fn sealed(&self) -> &[SealedRun] {
+        &self.sealed
+    }
+
+    pub fn front_skip(&self) -> usize {
+        self.front_skip
+    }
+
+    /// The ids after the sealed runs, oldest first.
+    pub fn tail(&self) -> &[SentId] {
+        &self.tail
+    }
+
     fn iter(&self) -> impl Iterator<Item = &SentId> {
         let sealed = self.sealed.iter().enumerate().flat_map(|(i, run)| {
             let skip = if i == 0 { self.front_skip } else { 0 };
-            run[skip..].iter()
+            run.ids[skip..].iter()
         });
         sealed.chain(&self.tail)
     }
@@ -140,7 +170,7 @@ impl SentIds {
 
     fn front(&self) -> Option<&SentId> {
         match self.sealed.front() {
-            Some(run) => run.get(self.front_skip),
+            Some(run) => run.ids.get(self.front_skip),
             None => self.tail.front(),
         }
     }
@@ -150,7 +180,7 @@ impl SentIds {
     /// window forgets one.
     fn forget_front(&mut self) {
         let old = match self.sealed.front() {
-            Some(run) => &run[self.front_skip],
+            Some(run) => &run.ids[self.front_skip],
             None => match self.tail.front() {
                 Some(old) => old,
                 None => return,
@@ -167,7 +197,7 @@ impl SentIds {
         match self.sealed.front() {
             Some(run) => {
                 self.front_skip += 1;
-                if self.front_skip == run.len() {
+                if self.front_skip == run.ids.len() {
                     self.sealed.pop_front();
                     self.front_skip = 0;
                 }
@@ -193,8 +223,8 @@ impl SentIds {
         self.tail.push_back(s);
         self.len += 1;
         if self.tail.len() >= RUN {
-            let run: Vec<SentId> = self.tail.drain(..).collect();
-            self.sealed.push_back(run.into());
+            let ids: Vec<SentId> = self.tail.drain(..).collect();
+            self.sealed.push_back(SealedRun { id: NEXT_RUN.fetch_add(1, Ordering::Relaxed), ids: ids.into() });
         }
     }
 

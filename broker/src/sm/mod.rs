@@ -33,6 +33,7 @@ pub mod pins;
 pub mod pop;
 pub mod retention;
 pub mod state;
+pub mod window_runs;
 
 use std::io;
 use std::path::Path;
@@ -56,6 +57,7 @@ use self::checkpoint::CheckpointFile;
 use self::index_writer::IndexWriter;
 use self::pins::{PinInfo, PinStore};
 use self::state::{Captured, Meta};
+use self::window_runs::WindowRuns;
 
 /// Units per consume-queue file: 300k × 28 B ≈ 8 MiB.
 const CQ_UNITS_PER_FILE: u64 = 300_000;
@@ -118,6 +120,8 @@ pub struct BrokerStateMachine {
     shared: Arc<Shared>,
     index_writer: Arc<IndexWriter>,
     checkpoint: Arc<CheckpointFile>,
+    /// The idempotent-send window's sealed runs, which regular checkpoints name.
+    window_runs: Arc<WindowRuns>,
     /// The checkpoint being written in the background, if any.
     checkpoint_task: Option<std::thread::JoinHandle<io::Result<()>>>,
     checkpoint_interval: Duration,
@@ -224,6 +228,7 @@ impl BrokerStateMachine {
             ConsumeQueueStore::open(&dir.join("cq"), CQ_UNITS_PER_FILE).map_err(|e| SmOpenError::Cq(e.to_string()))?;
         let index = MessageIndex::open(&dir.join("index")).map_err(|e| SmOpenError::Index(e.to_string()))?;
         let checkpoint = CheckpointFile::open(&dir.join("checkpoint"))?;
+        let window_runs = WindowRuns::open(&dir.join("window"))?;
         let pins = PinStore::open(&dir.join("pins"))?;
         let purged = log.last_purged().map(|l| l.index);
         let loaded = match checkpoint.load()? {
@@ -233,7 +238,8 @@ impl BrokerStateMachine {
             }
             // An install or a purge the crash interrupted (see the module docs).
             Some(c) if purged.is_some_and(|p| applied_of(&c).is_none_or(|a| a < p)) => None,
-            other => other,
+            Some(c) => Some(window_runs.resolve(c)?),
+            None => None,
         };
         let meta = match loaded {
             None if let Some(purged) = purged => {
@@ -291,6 +297,7 @@ impl BrokerStateMachine {
             shared: shared.clone(),
             index_writer: Arc::new(if inline { IndexWriter::inline(index) } else { IndexWriter::start(index) }),
             checkpoint: Arc::new(checkpoint),
+            window_runs: Arc::new(window_runs),
             checkpoint_task: None,
             checkpoint_interval,
             last_checkpoint: Instant::now(),
@@ -342,15 +349,19 @@ impl BrokerStateMachine {
         let c = self.capture();
         let pin = self.pin_due();
         let (index, shared, file) = (self.index_writer.clone(), self.shared.clone(), self.checkpoint.clone());
+        // A pin is handed to other replicas as it is: it carries the whole window itself.
+        let runs = (!pin).then(|| self.window_runs.clone());
         self.checkpoint_task = Some(std::thread::Builder::new().name("raftmq-checkpoint".into()).spawn(move || {
             // openraft may apply an entry once a quorum holds it, before this
             // replica's own fdatasync of it: the checkpoint must not name
             // entries the log could still lose (I21), so the log goes first.
             futures::executor::block_on(shared.log.flush()).map_err(io::Error::other)?;
-            let (c, payload) = c.encode();
+            let (c, payload) = c.encode(runs.as_deref()).map_err(io::Error::other)?;
             index.flush().map_err(io::Error::other)?;
             shared.cq.flush().map_err(io::Error::other)?;
-            store_durably(&shared, &file, &c, &payload, pin)
+            store_durably(&shared, &file, &c, &payload, pin)?;
+            retire_window_runs(runs.as_deref(), &c);
+            Ok(())
         })?);
         self.last_checkpoint = Instant::now();
         Ok(())
@@ -358,13 +369,17 @@ impl BrokerStateMachine {
 
     /// The same checkpoint, written on the applying task ([`open_inline`](Self::open_inline)).
     async fn checkpoint_inline(&mut self) -> io::Result<()> {
-        let (c, payload) = self.capture().encode();
         let pin = self.pin_due();
+        let runs = (!pin).then_some(&*self.window_runs);
+        let captured = self.capture();
         self.last_checkpoint = Instant::now();
         self.shared.log.flush().await.map_err(io::Error::other)?; // I21, as above
+        let (c, payload) = captured.encode(runs).map_err(io::Error::other)?;
         self.index_writer.flush().map_err(io::Error::other)?;
         self.shared.cq.flush().map_err(io::Error::other)?;
-        store_durably(&self.shared, &self.checkpoint, &c, &payload, pin)
+        store_durably(&self.shared, &self.checkpoint, &c, &payload, pin)?;
+        retire_window_runs(runs, &c);
+        Ok(())
     }
 
     /// Installs the pinned checkpoint `c` a leader sent (see the module docs for the order).
@@ -512,6 +527,13 @@ fn store_durably(shared: &Shared, file: &CheckpointFile, c: &Checkpoint, payload
         shared.durable_tx.send_replace(applied);
     }
     Ok(())
+}
+
+/// Once checkpoint `c` is durable, the window's older side files are no longer needed (I42).
+fn retire_window_runs(runs: Option<&WindowRuns>, c: &Checkpoint) {
+    if let (Some(runs), Some(r)) = (runs, &c.window_runs) {
+        runs.retire_before(r.generation);
+    }
 }
 
 /// The snapshot of the newest pin at or before `boundary`, if any.

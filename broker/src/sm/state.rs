@@ -11,10 +11,12 @@ use raftmq_raft::pb as conv;
 use raftmq_raft::{LogId, StoredMembership};
 
 use super::attempts::PopAttempts;
+use super::checkpoint::CheckpointError;
 use super::dedup::{SentIds, SentIdsCapture, WindowClock};
 use super::delay::DelayQueue;
 use super::pop::{PopKey, PopQueueState};
 use super::retention::Retained;
+use super::window_runs::WindowRuns;
 
 /// (consumer group, topic, queue id)
 pub type OffsetKey = (String, String, i32);
@@ -59,15 +61,28 @@ impl Captured {
         Checkpoint { sent_ids: self.sent_ids.to_pb(), ..self.checkpoint }
     }
 
-    /// The checkpoint encoded, and the checkpoint without its idempotent-send window (for its
-    /// index and term). The window's ids (up to 200k) are encoded from the runs they live in,
-    /// after the rest: a repeated field may come in any place, so the bytes decode to what
-    /// [`finish`](Self::finish) gives. Cloning every id into the message first cost a copy of
-    /// each id's strings at every checkpoint of every replica.
-    pub fn encode(self) -> (Checkpoint, Vec<u8>) {
-        let mut buf = self.checkpoint.encode_to_vec();
-        self.sent_ids.for_each(|id| prost::encoding::message::encode(SENT_IDS_FIELD, id, &mut buf));
-        (self.checkpoint, buf)
+    /// The checkpoint encoded, and the checkpoint without its idempotent-send window's ids
+    /// (for its index and term). The ids are encoded from the runs they live in, after the
+    /// rest: a repeated field may come in any place, so the bytes decode to what
+    /// [`finish`](Self::finish) gives (cloning every id into the message first cost a copy of
+    /// each id's strings at every checkpoint of every replica).
+    ///
+    /// Without `runs` every id is encoded (a pin, or a replica without a side file). With
+    /// `runs` (a replica's regular checkpoint) the window's sealed runs are appended to that
+    /// side file, those not yet in it, and the checkpoint names them and carries only the open
+    /// tail: up to 200k ids (~15 MB) were rewritten at every checkpoint of every replica.
+    pub fn encode(self, runs: Option<&WindowRuns>) -> Result<(Checkpoint, Vec<u8>), CheckpointError> {
+        let Some(runs) = runs else {
+            let mut buf = self.checkpoint.encode_to_vec();
+            self.sent_ids.for_each(|id| prost::encoding::message::encode(SENT_IDS_FIELD, id, &mut buf));
+            return Ok((self.checkpoint, buf));
+        };
+        // A regular checkpoint: the sealed runs go to the side file (synced first, I42).
+        let mut c = self.checkpoint;
+        c.window_runs = Some(runs.persist(&self.sent_ids)?);
+        let mut buf = c.encode_to_vec();
+        self.sent_ids.tail().iter().for_each(|id| prost::encoding::message::encode(SENT_IDS_FIELD, id, &mut buf));
+        Ok((c, buf))
     }
 }
 
@@ -103,6 +118,7 @@ impl Meta {
             delayed: self.delays.to_pb(),
             retained: Some(self.retained.to_pb()),
             last_unplanned_pop: self.last_unplanned_pop,
+            window_runs: None,
         };
         Captured { checkpoint, sent_ids: self.sent_ids.capture() }
     }
@@ -187,11 +203,20 @@ mod tests {
                 window_clock_ms: i * 30,
             });
         }
-        let (partial, payload) = m.capture(Vec::new()).encode();
+        let (partial, payload) = m.capture(Vec::new()).encode(None).unwrap();
         let finished = m.capture(Vec::new()).finish();
         assert_eq!(finished.sent_ids.len(), 2_001);
         assert_eq!(Checkpoint::decode(&payload[..]).unwrap(), finished);
         assert!(partial.sent_ids.is_empty());
         assert_eq!((partial.last_applied, partial.next_position), (finished.last_applied, finished.next_position));
+
+        // With a side file: the checkpoint carries the tail only and resolves to the same (I42).
+        let dir = tempfile::tempdir().unwrap();
+        let runs = WindowRuns::open(dir.path()).unwrap();
+        let (named, payload) = m.capture(Vec::new()).encode(Some(&runs)).unwrap();
+        let decoded = Checkpoint::decode(&payload[..]).unwrap();
+        assert_eq!(decoded.sent_ids.len(), 2_600 % 1024, "only the open tail is inline");
+        assert_eq!(decoded.window_runs, named.window_runs);
+        assert_eq!(runs.resolve(decoded).unwrap(), finished);
     }
 }
