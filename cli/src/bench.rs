@@ -69,7 +69,7 @@ struct Row {
     hist: hdrhistogram::Histogram<u64>,
 }
 
-fn cpu_seconds() -> f64 {
+pub(crate) fn cpu_seconds() -> f64 {
     // utime + stime of this process (brokers and client together), from /proc.
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();

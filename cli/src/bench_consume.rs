@@ -31,6 +31,8 @@ pub struct ConsumeRow {
     /// Receive calls made and the time spent in them, and likewise for awaited acks.
     receives: (u64, Duration),
     acks_awaited: (u64, Duration),
+    /// CPU of the whole process (three brokers and the client) per consumed message.
+    cpu_us_per_msg: f64,
 }
 
 pub struct E2eRow {
@@ -69,6 +71,7 @@ pub async fn consume(
     );
     let acked = Arc::new(AtomicU64::new(0));
     let acker = Acker::new(consumer.clone(), acked.clone(), bar.clone(), pipelined);
+    let cpu0 = crate::bench::cpu_seconds();
     let t = Instant::now();
     let mut received = 0;
     let (mut receives, mut acks_awaited) = ((0, Duration::ZERO), (0, Duration::ZERO));
@@ -94,7 +97,8 @@ pub async fn consume(
     bar.finish_and_clear();
     let consumed = acked.load(Ordering::Relaxed);
     let secs = t.elapsed().as_secs_f64();
-    Ok(ConsumeRow { mode: mode.to_string(), acks, prefilled, consumed, secs, receives, acks_awaited })
+    let cpu_us_per_msg = (crate::bench::cpu_seconds() - cpu0) * 1e6 / consumed.max(1) as f64;
+    Ok(ConsumeRow { mode: mode.to_string(), acks, prefilled, consumed, secs, receives, acks_awaited, cpu_us_per_msg })
 }
 
 /// Acks received batches, awaited or from spawned tasks (bounded).
@@ -224,8 +228,8 @@ pub fn print_tables(consume: &[ConsumeRow], e2e: &[E2eRow]) {
              every message acked"
         );
         println!(
-            "| {:<5} | {:<9} | {:>9} | {:>9} | {:>9} | {:>14} | {:>10} |",
-            "mode", "acks", "prefilled", "consumed", "msgs/s", "receive ms/call", "ack ms/call"
+            "| {:<5} | {:<9} | {:>9} | {:>9} | {:>9} | {:>14} | {:>10} | {:>16} |",
+            "mode", "acks", "prefilled", "consumed", "msgs/s", "receive ms/call", "ack ms/call", "CPU µs/msg (all)"
         );
         let per_call = |(n, d): (u64, Duration)| match n {
             0 => "-".to_string(),
@@ -233,14 +237,15 @@ pub fn print_tables(consume: &[ConsumeRow], e2e: &[E2eRow]) {
         };
         for r in consume {
             println!(
-                "| {:<5} | {:<9} | {:>9} | {:>9} | {:>9.0} | {:>15} | {:>11} |",
+                "| {:<5} | {:<9} | {:>9} | {:>9} | {:>9.0} | {:>15} | {:>11} | {:>16.1} |",
                 r.mode,
                 r.acks,
                 r.prefilled,
                 r.consumed,
                 r.consumed as f64 / r.secs,
                 per_call(r.receives),
-                per_call(r.acks_awaited)
+                per_call(r.acks_awaited),
+                r.cpu_us_per_msg
             );
         }
     }
