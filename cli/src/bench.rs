@@ -15,7 +15,7 @@ use raftmq_broker::config::DurabilityMode;
 use raftmq_client::producer::Message;
 use raftmq_client::{Cluster, Producer};
 
-use crate::bench_consume::{consume, end_to_end};
+use crate::bench_consume::{Acks, consume, end_to_end};
 use crate::devcluster::{DevCluster, DevClusterSpec};
 
 #[derive(Args)]
@@ -137,8 +137,8 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
             });
         }
         if a.consume_count > 0 {
-            for pipelined in [false, true] {
-                consume_rows.push(consume(&cluster, &producer, &body, mode, a.consume_count, pipelined).await?);
+            for acks in [Acks::Awaited, Acks::Pipelined { receivers: 1 }, Acks::Pipelined { receivers: 2 }] {
+                consume_rows.push(consume(&cluster, &producer, &body, mode, a.consume_count, acks).await?);
             }
         }
         if a.e2e_rate > 0 {

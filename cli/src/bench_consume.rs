@@ -2,7 +2,9 @@
 //! consume throughput of pre-published 1 KiB messages, each acknowledged (one
 //! ack request per received batch, naming every message of it), with acks
 //! awaited before the next receive or pipelined (sent from a spawned task,
-//! at most [`PIPELINED_ACKS`] outstanding); and end-to-end latency (send start
+//! at most [`PIPELINED_ACKS`] outstanding), the latter with one receive under
+//! way or two (a prefetching client, as the peers' pull consumers are); and
+//! end-to-end latency (send start
 //! to receipt) while a paced producer sends at a fixed rate and the consumer
 //! pipelines its acks, as the peers' runs do.
 
@@ -24,7 +26,7 @@ const PIPELINED_ACKS: usize = 8;
 
 pub struct ConsumeRow {
     mode: String,
-    acks: &'static str,
+    acks: String,
     prefilled: u64,
     consumed: u64,
     secs: f64,
@@ -46,59 +48,103 @@ fn client(cluster: &DevCluster) -> Result<Cluster, String> {
     Cluster::new(std::slice::from_ref(&cluster.namesrv_addr)).map_err(|e| e.to_string())
 }
 
+/// How the consumer acknowledges, and how many receives it keeps under way.
+#[derive(Debug, Clone, Copy)]
+pub enum Acks {
+    /// One receive at a time; each batch's ack is awaited before the next receive.
+    Awaited,
+    /// Acks from spawned tasks (at most [`PIPELINED_ACKS`] outstanding), with `receivers`
+    /// receive loops at once: 2 is what a prefetching client (the peers' pull consumers) does.
+    Pipelined { receivers: usize },
+}
+
+impl Acks {
+    fn label(self) -> String {
+        match self {
+            Acks::Awaited => "awaited".into(),
+            Acks::Pipelined { receivers: 1 } => "pipelined".into(),
+            Acks::Pipelined { receivers } => format!("pipelined, {receivers} receives"),
+        }
+    }
+}
+
 pub async fn consume(
     cluster: &DevCluster,
     producer: &Arc<Producer>,
     body: &bytes::Bytes,
     mode: &str,
     count: u64,
-    pipelined: bool,
+    acks: Acks,
 ) -> Result<ConsumeRow, String> {
     let c = client(cluster)?;
-    let topic = if pipelined { "bench-consume-p" } else { "bench-consume-a" };
-    let acks = if pipelined { "pipelined" } else { "awaited" };
-    c.create_topic(topic, 4, &[]).await.map_err(|e| e.to_string())?;
+    let (topic, receivers, pipelined) = match acks {
+        Acks::Awaited => ("bench-consume-a".to_string(), 1, false),
+        Acks::Pipelined { receivers } => (format!("bench-consume-p{receivers}"), receivers.max(1), true),
+    };
+    c.create_topic(&topic, 4, &[]).await.map_err(|e| e.to_string())?;
     let fill = ProgressBar::new(count);
     fill.set_style(ProgressStyle::with_template("{msg} {bar:30} {pos}/{len}").map_err(|e| e.to_string())?);
     fill.set_message(format!("{mode:>5} prefill"));
-    let (prefilled, _) = publish_to(producer, body, topic, count, &fill).await;
+    let (prefilled, _) = publish_to(producer, body, &topic, count, &fill).await;
     fill.finish_and_clear();
-    let consumer = Arc::new(SimpleConsumer::new(c, "bench-cg", topic).with_invisible(Duration::from_secs(60)));
+    let consumer = Arc::new(SimpleConsumer::new(c, "bench-cg", &topic).with_invisible(Duration::from_secs(60)));
+    let label = acks.label();
     let bar = ProgressBar::new(prefilled);
     bar.set_style(
-        ProgressStyle::with_template(&format!("{mode:>5} consume, {acks} acks {{bar:30}} {{pos}}/{{len}} {{per_sec}}"))
-            .map_err(|e| e.to_string())?,
+        ProgressStyle::with_template(&format!(
+            "{mode:>5} consume, {label} acks {{bar:30}} {{pos}}/{{len}} {{per_sec}}"
+        ))
+        .map_err(|e| e.to_string())?,
     );
     let acked = Arc::new(AtomicU64::new(0));
     let acker = Acker::new(consumer.clone(), acked.clone(), bar.clone(), pipelined);
+    let received = AtomicU64::new(0);
     let cpu0 = crate::bench::cpu_seconds();
     let t = Instant::now();
-    let mut received = 0;
-    let (mut receives, mut acks_awaited) = ((0, Duration::ZERO), (0, Duration::ZERO));
-    while acked.load(Ordering::Relaxed) < prefilled && t.elapsed() < Duration::from_secs(60) {
-        // Receive only what is not yet received: a pipelined consumer must not
-        // long-poll an empty topic while its last acks are in flight.
-        if received >= prefilled {
-            acker.drain().await;
-            continue;
+    // With several receive loops one may find nothing while the other holds the last
+    // messages: it must not long-poll the empty topic then, so they do not wait.
+    let wait = if receivers > 1 { Duration::ZERO } else { Duration::from_secs(1) };
+    let receive_loop = || async {
+        let (mut receives, mut acks_awaited) = ((0, Duration::ZERO), (0, Duration::ZERO));
+        while acked.load(Ordering::Relaxed) < prefilled && t.elapsed() < Duration::from_secs(60) {
+            // Receive only what is not yet received: a pipelined consumer must not
+            // long-poll an empty topic while its last acks are in flight.
+            if received.load(Ordering::Relaxed) >= prefilled {
+                acker.drain().await;
+                continue;
+            }
+            let r = Instant::now();
+            let got = consumer.receive(RECEIVE_BATCH, wait).await;
+            receives = (receives.0 + 1, receives.1 + r.elapsed());
+            let Ok(batch) = got else { continue };
+            received.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            let a = Instant::now();
+            acker.ack(batch).await;
+            if !pipelined {
+                acks_awaited = (acks_awaited.0 + 1, acks_awaited.1 + a.elapsed());
+            }
         }
-        let r = Instant::now();
-        let got = consumer.receive(RECEIVE_BATCH, Duration::from_secs(1)).await;
-        receives = (receives.0 + 1, receives.1 + r.elapsed());
-        let Ok(batch) = got else { continue };
-        received += batch.len() as u64;
-        let a = Instant::now();
-        acker.ack(batch).await;
-        if !pipelined {
-            acks_awaited = (acks_awaited.0 + 1, acks_awaited.1 + a.elapsed());
-        }
-    }
+        (receives, acks_awaited)
+    };
+    let loops = futures::future::join_all((0..receivers).map(|_| receive_loop())).await;
     acker.drain().await;
     bar.finish_and_clear();
     let consumed = acked.load(Ordering::Relaxed);
     let secs = t.elapsed().as_secs_f64();
     let cpu_us_per_msg = (crate::bench::cpu_seconds() - cpu0) * 1e6 / consumed.max(1) as f64;
-    Ok(ConsumeRow { mode: mode.to_string(), acks, prefilled, consumed, secs, receives, acks_awaited, cpu_us_per_msg })
+    let sum = |a: (u64, Duration), b: (u64, Duration)| (a.0 + b.0, a.1 + b.1);
+    let (receives, acks_awaited) =
+        loops.into_iter().fold(((0, Duration::ZERO), (0, Duration::ZERO)), |(r, a), (r2, a2)| (sum(r, r2), sum(a, a2)));
+    Ok(ConsumeRow {
+        mode: mode.to_string(),
+        acks: label,
+        prefilled,
+        consumed,
+        secs,
+        receives,
+        acks_awaited,
+        cpu_us_per_msg,
+    })
 }
 
 /// Acks received batches, awaited or from spawned tasks (bounded).
@@ -228,7 +274,7 @@ pub fn print_tables(consume: &[ConsumeRow], e2e: &[E2eRow]) {
              every message acked"
         );
         println!(
-            "| {:<5} | {:<9} | {:>9} | {:>9} | {:>9} | {:>14} | {:>10} | {:>16} |",
+            "| {:<5} | {:<22} | {:>9} | {:>9} | {:>9} | {:>14} | {:>10} | {:>16} |",
             "mode", "acks", "prefilled", "consumed", "msgs/s", "receive ms/call", "ack ms/call", "CPU µs/msg (all)"
         );
         let per_call = |(n, d): (u64, Duration)| match n {
@@ -237,7 +283,7 @@ pub fn print_tables(consume: &[ConsumeRow], e2e: &[E2eRow]) {
         };
         for r in consume {
             println!(
-                "| {:<5} | {:<9} | {:>9} | {:>9} | {:>9.0} | {:>15} | {:>11} | {:>16.1} |",
+                "| {:<5} | {:<22} | {:>9} | {:>9} | {:>9.0} | {:>15} | {:>11} | {:>16.1} |",
                 r.mode,
                 r.acks,
                 r.prefilled,
