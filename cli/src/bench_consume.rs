@@ -42,6 +42,8 @@ pub struct E2eRow {
     rate: u64,
     received: u64,
     hist: hdrhistogram::Histogram<u64>,
+    /// Send start to the send's acknowledgement, as the peers' e2e tables also show.
+    acked: hdrhistogram::Histogram<u64>,
 }
 
 fn client(cluster: &DevCluster) -> Result<Cluster, String> {
@@ -245,9 +247,16 @@ pub async fn end_to_end(
             let mut b = vec![b'x'; size.max(8)];
             b[..8].copy_from_slice(&(epoch.elapsed().as_micros() as u64).to_le_bytes());
             let p = p.clone();
-            inflight.push(tokio::spawn(async move { p.send(Message::new("bench-e2e", b)).await.is_ok() }));
+            inflight.push(tokio::spawn(async move {
+                let t = Instant::now();
+                p.send(Message::new("bench-e2e", b)).await.ok().map(|_| t.elapsed().as_micros() as u64)
+            }));
         }
-        futures::future::join_all(inflight).await;
+        let mut acked = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits are valid");
+        for us in futures::future::join_all(inflight).await.into_iter().flatten().flatten() {
+            let _ = acked.record(us.max(1));
+        }
+        acked
     });
     let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
     while Instant::now() < stop + Duration::from_secs(2) {
@@ -262,8 +271,8 @@ pub async fn end_to_end(
         acker.ack(batch).await;
     }
     acker.drain().await;
-    sender.await.map_err(|e| e.to_string())?;
-    Ok(E2eRow { mode: mode.to_string(), rate, received: hist.len(), hist })
+    let acked = sender.await.map_err(|e| e.to_string())?;
+    Ok(E2eRow { mode: mode.to_string(), rate, received: hist.len(), hist, acked })
 }
 
 pub fn print_tables(consume: &[ConsumeRow], e2e: &[E2eRow]) {
@@ -299,19 +308,21 @@ pub fn print_tables(consume: &[ConsumeRow], e2e: &[E2eRow]) {
         println!();
         println!("raftmq end-to-end latency (send start → consumer receipt), paced producer");
         println!(
-            "| {:<5} | {:>6} | {:>8} | {:>7} | {:>7} | {:>8} | {:>8} |",
-            "mode", "rate", "received", "p50 µs", "p99 µs", "p99.9 µs", "max µs"
+            "| {:<5} | {:>6} | {:>8} | {:>7} | {:>7} | {:>8} | {:>8} | {:>14} | {:>14} |",
+            "mode", "rate", "received", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "send ack p50", "send ack p99"
         );
         for r in e2e {
             println!(
-                "| {:<5} | {:>6} | {:>8} | {:>7} | {:>7} | {:>8} | {:>8} |",
+                "| {:<5} | {:>6} | {:>8} | {:>7} | {:>7} | {:>8} | {:>8} | {:>14} | {:>14} |",
                 r.mode,
                 r.rate,
                 r.received,
                 r.hist.value_at_quantile(0.5),
                 r.hist.value_at_quantile(0.99),
                 r.hist.value_at_quantile(0.999),
-                r.hist.max()
+                r.hist.max(),
+                r.acked.value_at_quantile(0.5),
+                r.acked.value_at_quantile(0.99)
             );
         }
     }
