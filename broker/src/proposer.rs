@@ -100,7 +100,10 @@ impl Proposer {
     }
 
     pub fn leader(&self) -> Option<LeaderInfo> {
-        let m = self.raft.metrics().borrow_watched().clone();
+        // Borrowed, not cloned: every proposal asks, and the metrics hold the whole
+        // membership and replication state.
+        let rx = self.raft.metrics();
+        let m = rx.borrow_watched();
         let id = m.current_leader?;
         let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
         Some(LeaderInfo { id, addr })
