@@ -132,7 +132,7 @@ impl WindowRuns {
         }
         let g = open.as_mut().expect("a generation was just opened");
         let path = self.dir.join(file_name(g.number));
-        let mut buf = Vec::new();
+        let (mut buf, mut written) = (Vec::new(), Vec::new());
         for run in window.sealed() {
             if g.runs.contains_key(&run.id) {
                 continue;
@@ -144,11 +144,16 @@ impl WindowRuns {
             buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
             buf.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
             buf.extend_from_slice(&body);
-            g.runs.insert(run.id, (HEADER + body.len()) as u64);
+            written.push((run.id, (HEADER + body.len()) as u64));
         }
         if !buf.is_empty() {
-            raftmq_store::io::write_all_synced(&g.file, &buf, g.len).map_err(io_err(&path))?;
+            if let Err(e) = raftmq_store::io::write_all_synced(&g.file, &buf, g.len) {
+                // What part of the write landed is unknown: the next checkpoint starts afresh.
+                *open = None;
+                return Err(io_err(&path)(e));
+            }
             g.len += buf.len() as u64;
+            g.runs.extend(written);
         }
         Ok(WindowRunsRef {
             generation: g.number,
