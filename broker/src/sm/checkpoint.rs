@@ -21,6 +21,13 @@ pub enum CheckpointError {
     Corrupt { path: PathBuf, why: String },
 }
 
+impl CheckpointError {
+    /// Maps an I/O error on `path`.
+    pub(super) fn io(path: &Path) -> impl Fn(std::io::Error) -> Self + '_ {
+        move |source| CheckpointError::Io { path: path.to_path_buf(), source }
+    }
+}
+
 pub struct CheckpointFile {
     dir: PathBuf,
     file: String,
@@ -88,10 +95,7 @@ impl CheckpointFile {
         buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         buf.extend_from_slice(payload);
         let tmp = self.dir.join(format!("{}.tmp", self.file));
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| CheckpointError::Io { path, source }
-        };
+        let io = CheckpointError::io;
         let f = fs::File::create(&tmp).map_err(io(&tmp))?;
         // Synced as it is written: a large checkpoint (the idempotent-send window) written in
         // one go held up the CommitLog's fdatasyncs (raftmq_store::io::write_all_synced).

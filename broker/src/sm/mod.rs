@@ -356,12 +356,7 @@ impl BrokerStateMachine {
             // replica's own fdatasync of it: the checkpoint must not name
             // entries the log could still lose (I21), so the log goes first.
             futures::executor::block_on(shared.log.flush()).map_err(io::Error::other)?;
-            let (c, payload) = c.encode(runs.as_deref()).map_err(io::Error::other)?;
-            index.flush().map_err(io::Error::other)?;
-            shared.cq.flush().map_err(io::Error::other)?;
-            store_durably(&shared, &file, &c, &payload, pin)?;
-            retire_window_runs(runs.as_deref(), &c);
-            Ok(())
+            write_checkpoint(&shared, &index, &file, c, runs.as_deref(), pin)
         })?);
         self.last_checkpoint = Instant::now();
         Ok(())
@@ -374,12 +369,7 @@ impl BrokerStateMachine {
         let captured = self.capture();
         self.last_checkpoint = Instant::now();
         self.shared.log.flush().await.map_err(io::Error::other)?; // I21, as above
-        let (c, payload) = captured.encode(runs).map_err(io::Error::other)?;
-        self.index_writer.flush().map_err(io::Error::other)?;
-        self.shared.cq.flush().map_err(io::Error::other)?;
-        store_durably(&self.shared, &self.checkpoint, &c, &payload, pin)?;
-        retire_window_runs(runs, &c);
-        Ok(())
+        write_checkpoint(&self.shared, &self.index_writer, &self.checkpoint, captured, runs, pin)
     }
 
     /// Installs the pinned checkpoint `c` a leader sent (see the module docs for the order).
@@ -515,25 +505,33 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
     }
 }
 
-/// Writes checkpoint `c` (and, if `pin`, a pin of it), then publishes it as durable.
-/// Stores `payload` (the encoded checkpoint; `c` is it without the idempotent-send window,
-/// enough for its index and term) as the replica's checkpoint, and as a pin if `pin`.
-fn store_durably(shared: &Shared, file: &CheckpointFile, c: &Checkpoint, payload: &[u8], pin: bool) -> io::Result<()> {
-    file.store_encoded(payload).map_err(io::Error::other)?;
+/// The rest of a checkpoint once the CommitLog is flushed (I21), on the background thread or
+/// the applying task: encode it (the window's sealed runs into `runs`, if given), flush the
+/// index and the consume queues, replace the checkpoint file (and store a pin of it if `pin`),
+/// publish it as durable, then retire the window's older side files (I42).
+fn write_checkpoint(
+    shared: &Shared,
+    index: &IndexWriter,
+    file: &CheckpointFile,
+    captured: Captured,
+    runs: Option<&WindowRuns>,
+    pin: bool,
+) -> io::Result<()> {
+    // `c` is the checkpoint without the window's ids: enough for its index and term.
+    let (c, payload) = captured.encode(runs).map_err(io::Error::other)?;
+    index.flush().map_err(io::Error::other)?;
+    shared.cq.flush().map_err(io::Error::other)?;
+    file.store_encoded(&payload).map_err(io::Error::other)?;
     if pin {
-        shared.pins.store_encoded(c, payload).map_err(io::Error::other)?;
+        shared.pins.store_encoded(&c, &payload).map_err(io::Error::other)?;
     }
-    if let Some(applied) = applied_of(c) {
+    if let Some(applied) = applied_of(&c) {
         shared.durable_tx.send_replace(applied);
     }
-    Ok(())
-}
-
-/// Once checkpoint `c` is durable, the window's older side files are no longer needed (I42).
-fn retire_window_runs(runs: Option<&WindowRuns>, c: &Checkpoint) {
     if let (Some(runs), Some(r)) = (runs, &c.window_runs) {
         runs.retire_before(r.generation);
     }
+    Ok(())
 }
 
 /// The snapshot of the newest pin at or before `boundary`, if any.

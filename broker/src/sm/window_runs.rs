@@ -27,6 +27,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use prost::Message as _;
@@ -58,6 +59,9 @@ pub struct WindowRuns {
     dir: PathBuf,
     compaction: Compaction,
     open: Mutex<Option<Generation>>,
+    /// Every generation below this one is gone already (0: unknown, as at start-up), so a
+    /// checkpoint of the same generation does not list the directory again.
+    retired_below: AtomicU64,
 }
 
 /// The generation being appended to.
@@ -67,10 +71,6 @@ struct Generation {
     len: u64,
     /// Each run in the file, with its record's size.
     runs: HashMap<RunId, u64>,
-}
-
-fn io_err(path: &Path) -> impl Fn(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io { path: path.to_path_buf(), source }
 }
 
 fn file_name(generation: u64) -> String {
@@ -92,14 +92,14 @@ impl WindowRuns {
     }
 
     pub fn open_with(dir: &Path, compaction: Compaction) -> Result<Self, CheckpointError> {
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-        Ok(Self { dir: dir.to_path_buf(), compaction, open: Mutex::new(None) })
+        fs::create_dir_all(dir).map_err(CheckpointError::io(dir))?;
+        Ok(Self { dir: dir.to_path_buf(), compaction, open: Mutex::new(None), retired_below: AtomicU64::new(0) })
     }
 
     fn generations(&self) -> Result<Vec<u64>, CheckpointError> {
         let mut out = Vec::new();
-        for e in fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
-            let e = e.map_err(io_err(&self.dir))?;
+        for e in fs::read_dir(&self.dir).map_err(CheckpointError::io(&self.dir))? {
+            let e = e.map_err(CheckpointError::io(&self.dir))?;
             if let Some(g) = e.file_name().to_str().and_then(parse_name) {
                 out.push(g);
             }
@@ -150,7 +150,7 @@ impl WindowRuns {
             if let Err(e) = raftmq_store::io::write_all_synced(&g.file, &buf, g.len) {
                 // What part of the write landed is unknown: the next checkpoint starts afresh.
                 *open = None;
-                return Err(io_err(&path)(e));
+                return Err(CheckpointError::io(&path)(e));
             }
             g.len += buf.len() as u64;
             g.runs.extend(written);
@@ -166,20 +166,33 @@ impl WindowRuns {
     fn start_generation(&self) -> Result<Generation, CheckpointError> {
         let number = self.generations()?.last().map_or(1, |g| g + 1);
         let path = self.dir.join(file_name(number));
-        let file = fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io_err(&path))?;
-        fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_err(&self.dir))?;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(CheckpointError::io(&path))?;
+        fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(CheckpointError::io(&self.dir))?;
         Ok(Generation { number, file, len: 0, runs: HashMap::new() })
     }
 
     /// Deletes every generation before `generation`, once a checkpoint naming it is durable.
     /// A failure only leaves a file behind (the next call tries again).
     pub fn retire_before(&self, generation: u64) {
+        if self.retired_below.load(Ordering::Relaxed) >= generation {
+            return;
+        }
         let Ok(all) = self.generations() else { return };
+        let mut all_gone = true;
         for g in all.into_iter().filter(|g| *g < generation) {
             let path = self.dir.join(file_name(g));
             if let Err(e) = fs::remove_file(&path) {
+                all_gone = false;
                 tracing::warn!(path = %path.display(), "could not delete an old window runs file: {e}");
             }
+        }
+        if all_gone {
+            self.retired_below.store(generation, Ordering::Relaxed);
         }
     }
 
@@ -189,7 +202,7 @@ impl WindowRuns {
         let Some(r) = c.window_runs.take() else { return Ok(c) };
         let path = self.dir.join(file_name(r.generation));
         let corrupt = |why: String| CheckpointError::Corrupt { path: path.clone(), why };
-        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        let bytes = fs::read(&path).map_err(CheckpointError::io(&path))?;
         let mut runs: HashMap<RunId, &[u8]> = HashMap::new();
         let mut at = 0;
         // A torn record can end the file after a crash: no durable checkpoint names it.
