@@ -61,9 +61,12 @@ pub use real::RealIo;
 pub trait IoBackend: Send + Sync + 'static {
     /// Creates `path` holding `len` zero bytes, synced, renamed into place, directory synced.
     ///
-    /// Zero-filling (rather than `fallocate` or a sparse `set_len`) is deliberate: blocks that
-    /// were written once make later `fdatasync`s data-only (measured about 2x faster), and a
-    /// read-only mapping of a fully written file can never SIGBUS on a hole.
+    /// The space is reserved (`fallocate`; zeros written where that is not supported), never
+    /// sparse: a read-only mapping of the file can then never SIGBUS on a hole, and a full disk
+    /// shows up here, not in the middle of an append. Writing zeros ahead instead would make
+    /// each later `fdatasync` data-only (into reserved, unwritten extents ext4 also writes the
+    /// inode), but on the bench machine its I/O cost more send latency than it saved (see
+    /// docs/benchmarks.md, sixth sitting).
     fn create_zeroed(&self, path: &Path, len: u64) -> io::Result<Arc<dyn SegmentFile>>;
 
     /// Opens an existing file for reading and writing.
