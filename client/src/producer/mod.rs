@@ -128,9 +128,10 @@ struct Core {
 /// Two rather than more: nearly all of a send's cost on the brokers is per Raft entry (an
 /// fsync and an apply on every replica, the replication messages), so fewer, fuller calls
 /// cost less per message. With 64 sends in flight in the bench, 4 calls gave ~10 messages per
-/// entry, 2 gave ~18 and 1 gave ~32; 2 calls cost 6-24 % less CPU per message than 4 in eight
-/// of nine alternating pairs of runs, at the same or better throughput (docs/benchmarks.md). Two keep a call under way while the
-/// other waits for its commit, so one slow call does not hold up every send of the topic.
+/// entry, 2 gave ~18 and 1 gave ~32. In nine alternating pairs of runs, 2 calls cost 6-24 %
+/// less CPU per message than 4 in eight and the same in one, with more throughput in seven
+/// (docs/benchmarks.md). Two keep a call under way while the other waits for its commit, so
+/// one slow call does not hold up every send of the topic.
 pub const DEFAULT_SHARED_CALLS: usize = 2;
 
 impl Producer {
