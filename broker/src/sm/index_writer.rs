@@ -4,9 +4,10 @@
 //!
 //! The thread lingers [`LINGER`] after the first job before it takes what is
 //! queued: under load, applies come every few hundred microseconds on each
-//! replica, and waking the thread for each cost a context switch and two
-//! `pwrite`s apiece (measured at publish c=64: ~2,000 wakeups and ~2,000
-//! `pwrite`s per second per replica). A sleeping thread is not woken by a send.
+//! replica, and each woke the thread for a batch of its own (measured at
+//! publish c=64, per replica: ~1,400 context switches and ~2,000 `pwrite`s per
+//! second; with the linger ~800 and ~670). A sleeping thread is not woken by a
+//! send.
 //!
 //! [`IndexWriter::inline`] (deterministic simulation only) starts no thread and
 //! indexes on the applying task: a thread's progress is wall-clock time, which
