@@ -15,7 +15,8 @@ use raftmq_proto::rocketmq::v2::{self as v2, Code};
 use tokio::time::Instant;
 
 use super::messaging::MessagingServiceImpl;
-use super::{convert, read_barrier, receipt};
+use super::receipt::{self, Target};
+use super::{convert, read_barrier};
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::sm::pop::{dlq_topic, unit_to_pb};
@@ -209,10 +210,10 @@ impl MessagingServiceImpl {
             if topic == dlq_topic(group) {
                 stored.topic = topic.to_string();
             }
-            let target = pop_target(group, topic, p);
+            let target = Target { group, topic, queue_id: p.queue_id, offset: p.offset, epoch: p.epoch };
             let mut m = convert::to_delivered(stored, p.offset, &self.self_addr);
             if let Some(sys) = m.system_properties.as_mut() {
-                sys.receipt_handle = Some(receipt::encode(&self.group, &target));
+                sys.receipt_handle = Some(receipt::encode(&self.group, target));
             }
             out.push(m);
         }
@@ -246,9 +247,10 @@ impl MessagingServiceImpl {
         if req.entries.is_empty() {
             return Err(ApiError::bad_request("AckMessage carries no entries"));
         }
-        let parsed: Vec<Result<PopTarget, ApiError>> =
-            req.entries.iter().map(|e| self.target(&group, &e.receipt_handle)).collect();
-        let targets: Vec<PopTarget> = parsed.iter().filter_map(|t| t.as_ref().ok().cloned()).collect();
+        // The targets go into the command; what stays is whether each entry parsed.
+        let mut targets = Vec::with_capacity(req.entries.len());
+        let parsed: Vec<Result<(), ApiError>> =
+            req.entries.iter().map(|e| self.target(&group, &e.receipt_handle).map(|t| targets.push(t))).collect();
         self.renewer.release(&targets);
         let mut results = Vec::new().into_iter();
         if !targets.is_empty() {
@@ -301,7 +303,7 @@ impl MessagingServiceImpl {
             Some(command_reply::Result::Pop(p)) => {
                 let epoch =
                     p.popped.first().map(|p| p.epoch).ok_or_else(|| ApiError::internal("empty change result"))?;
-                Ok(receipt::encode(&self.group, &PopTarget { epoch, ..target }))
+                Ok(receipt::encode(&self.group, Target { epoch, ..Target::from(&target) }))
             }
             Some(command_reply::Result::Error(e)) => Err(ApiError::from_reply(&e)),
             _ => Err(ApiError::internal("unexpected reply to a change of invisible time")),

@@ -2,20 +2,90 @@
 //! and route an ack. `rmq1.<broker group>.<hex of PopTarget>`; a handle is
 //! stale once a newer delivery or change of invisible time exists (its epoch
 //! no longer matches).
+//!
+//! Every delivered message gets one and every ack parses one, so both are
+//! written to allocate only what they return (the handle; the target's two
+//! names): the PopTarget bytes go through a buffer on the stack.
 
 use prost::Message as _;
+use prost::bytes::BufMut;
+use prost::encoding::{WireType, encode_key, encode_varint};
 use raftmq_proto::broker::PopTarget;
 
 use crate::error::ApiError;
 
 const PREFIX: &str = "rmq1";
 
-pub fn encode(broker_group: &str, t: &PopTarget) -> String {
-    format!("{PREFIX}.{broker_group}.{}", hex::encode(t.encode_to_vec()))
+/// PopTarget bytes that go through the stack: group (255) and topic (127, plus a retry or
+/// dead-letter prefix) names fit many times over.
+const MAX_TARGET_BYTES: usize = 1024;
+
+/// What a handle names: a [`PopTarget`] without its `unit`, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub group: &'a str,
+    pub topic: &'a str,
+    pub queue_id: i32,
+    pub offset: i64,
+    pub epoch: u64,
 }
 
-/// The broker group the handle belongs to, and its target.
-pub fn decode(handle: &str) -> Result<(String, PopTarget), ApiError> {
+impl<'a> From<&'a PopTarget> for Target<'a> {
+    fn from(t: &'a PopTarget) -> Self {
+        Self { group: &t.group, topic: &t.topic, queue_id: t.queue_id, offset: t.offset, epoch: t.epoch }
+    }
+}
+
+/// Appends `t` as the PopTarget message encodes it (fields in order, defaults left out), so a
+/// handle is the same bytes whichever way it was made.
+fn encode_target(t: Target<'_>, buf: &mut impl BufMut) {
+    for (tag, s) in [(1, t.group), (2, t.topic)] {
+        if !s.is_empty() {
+            encode_key(tag, WireType::LengthDelimited, buf);
+            encode_varint(s.len() as u64, buf);
+            buf.put_slice(s.as_bytes());
+        }
+    }
+    // int32 and int64 are varints of the sign-extended 64-bit value.
+    for (tag, v) in [(3, i64::from(t.queue_id) as u64), (4, t.offset as u64), (5, t.epoch)] {
+        if v != 0 {
+            encode_key(tag, WireType::Varint, buf);
+            encode_varint(v, buf);
+        }
+    }
+}
+
+pub fn encode(broker_group: &str, t: Target<'_>) -> String {
+    // Two keys with lengths, three keys with varints: at most 2 * 6 + 3 * 11 bytes besides the names.
+    let most = t.group.len() + t.topic.len() + 45;
+    let mut stack = [0u8; MAX_TARGET_BYTES];
+    let mut heap = Vec::new();
+    let bytes: &[u8] = if most <= MAX_TARGET_BYTES {
+        let mut free = &mut stack[..];
+        encode_target(t, &mut free);
+        let len = MAX_TARGET_BYTES - free.len();
+        &stack[..len]
+    } else {
+        // Names longer than any a broker accepts: no need to be quick.
+        heap.reserve(most);
+        encode_target(t, &mut heap);
+        &heap
+    };
+    let mut handle = String::with_capacity(PREFIX.len() + broker_group.len() + 2 + 2 * bytes.len());
+    handle.push_str(PREFIX);
+    handle.push('.');
+    handle.push_str(broker_group);
+    handle.push('.');
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        handle.push(HEX[usize::from(b >> 4)] as char);
+        handle.push(HEX[usize::from(b & 15)] as char);
+    }
+    handle
+}
+
+/// The broker group the handle belongs to (borrowed from `handle`), and its target.
+pub fn decode(handle: &str) -> Result<(&str, PopTarget), ApiError> {
     let bad = || {
         ApiError::new(
             raftmq_proto::rocketmq::v2::Code::InvalidReceiptHandle,
@@ -26,11 +96,20 @@ pub fn decode(handle: &str) -> Result<(String, PopTarget), ApiError> {
     let (Some(PREFIX), Some(group), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
     };
-    let bytes = hex::decode(body).map_err(|_| bad())?;
-    let mut t = PopTarget::decode(bytes.as_slice()).map_err(|_| bad())?;
+    let mut stack = [0u8; MAX_TARGET_BYTES];
+    let mut heap = Vec::new();
+    let raw = match stack.get_mut(..body.len() / 2) {
+        Some(raw) => raw,
+        None => {
+            heap.resize(body.len() / 2, 0);
+            &mut heap[..]
+        }
+    };
+    hex::decode_to_slice(body, raw).map_err(|_| bad())?;
+    let mut t = PopTarget::decode(&*raw).map_err(|_| bad())?;
     // Units travel only in dead-letter commands, filled in by the broker.
     t.unit = None;
-    Ok((group.to_string(), t))
+    Ok((group, t))
 }
 
 #[cfg(test)]
@@ -41,9 +120,48 @@ mod tests {
     fn round_trip_and_garbage() {
         let t =
             PopTarget { group: "g".into(), topic: "%RETRY%x".into(), queue_id: 3, offset: 99, epoch: 7, unit: None };
-        let h = encode("broker-a", &t);
-        assert_eq!(decode(&h).unwrap(), ("broker-a".to_string(), t));
+        let h = encode("broker-a", Target::from(&t));
+        assert_eq!(decode(&h).unwrap(), ("broker-a", t));
         assert!(decode("nope").is_err());
         assert!(decode("rmq1.broker-a.zz").is_err());
+        assert!(decode("rmq1.broker-a.abc").is_err(), "odd length");
+    }
+
+    /// Names too long for the stack buffer take the slow path and still round-trip.
+    #[test]
+    fn long_names_round_trip() {
+        let t = PopTarget {
+            group: "g".repeat(MAX_TARGET_BYTES),
+            topic: "t".repeat(40),
+            queue_id: 1,
+            offset: 2,
+            epoch: 3,
+            unit: None,
+        };
+        let h = encode("b", Target::from(&t));
+        assert_eq!(h, format!("{PREFIX}.b.{}", hex::encode(t.encode_to_vec())));
+        assert_eq!(decode(&h).unwrap(), ("b", t));
+    }
+
+    /// Handles made before this encoder (from `PopTarget::encode_to_vec`) and after it are the
+    /// same strings, so acks keep working across an upgrade; negative and zero fields included.
+    #[test]
+    fn the_handle_is_the_pop_target_message_in_hex() {
+        let cases = [
+            PopTarget { group: "g".into(), topic: "t".into(), queue_id: 3, offset: 99, epoch: 7, unit: None },
+            PopTarget { group: String::new(), topic: "t".into(), queue_id: 0, offset: 0, epoch: 0, unit: None },
+            PopTarget {
+                group: "gg".into(),
+                topic: String::new(),
+                queue_id: -1,
+                offset: -5,
+                epoch: u64::MAX,
+                unit: None,
+            },
+        ];
+        for t in cases {
+            let old = format!("{PREFIX}.b.{}", hex::encode(t.encode_to_vec()));
+            assert_eq!(encode("b", Target::from(&t)), old);
+        }
     }
 }
