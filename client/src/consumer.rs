@@ -215,7 +215,9 @@ impl SimpleConsumer {
         if msgs.iter().any(|m| m.broker_group != first.broker_group || m.topic != first.topic) {
             return Err(Error::InvalidArgument("ack_all takes messages of one topic from one broker group".into()));
         }
-        let req = v2::AckMessageRequest {
+        // Built for each attempt rather than built once and cloned: a batch is hundreds of
+        // handles, and nearly always the first attempt is the only one.
+        let req = || v2::AckMessageRequest {
             group: res(&self.group),
             topic: res(&first.topic),
             entries: msgs
@@ -229,7 +231,7 @@ impl SimpleConsumer {
         };
         let resp = self
             .on_group(&first.broker_group, |mut c| {
-                let mut r = tonic::Request::new(req.clone());
+                let mut r = tonic::Request::new(req());
                 r.set_timeout(DEFAULT_TIMEOUT);
                 async move { c.ack_message(r).await.map(|r| r.into_inner()) }
             })

@@ -432,18 +432,22 @@ impl MessagingService for MessagingServiceImpl {
     ) -> Result<Response<v2::AckMessageResponse>, Status> {
         let deadline = deadline_of(&request);
         let req = request.into_inner();
-        let resp = match self.ack(&req, deadline).await {
-            Err(e) => v2::AckMessageResponse {
-                status: status(Err(&e)),
+        let outcome = self.ack(&req, deadline).await;
+        // Each answer entry takes its request entry's id and handle (moved, not copied).
+        let answer = |e: v2::AckMessageEntry, status| v2::AckMessageResultEntry {
+            message_id: e.message_id,
+            receipt_handle: e.receipt_handle,
+            status,
+        };
+        let resp = match outcome {
+            Err(e) => {
+                let mut entries: Vec<_> = req.entries.into_iter().map(|x| answer(x, status(Err(&e)))).collect();
                 // The Rust client reads entries[0]: answer one per entry, at least one.
-                entries: (0..req.entries.len().max(1))
-                    .map(|i| v2::AckMessageResultEntry {
-                        message_id: req.entries.get(i).map(|e| e.message_id.clone()).unwrap_or_default(),
-                        receipt_handle: req.entries.get(i).map(|e| e.receipt_handle.clone()).unwrap_or_default(),
-                        status: status(Err(&e)),
-                    })
-                    .collect(),
-            },
+                if entries.is_empty() {
+                    entries.push(answer(v2::AckMessageEntry::default(), status(Err(&e))));
+                }
+                v2::AckMessageResponse { status: status(Err(&e)), entries }
+            }
             Ok(results) => {
                 let failed: Vec<&ApiError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
                 let top = match (failed.len(), results.len()) {
@@ -458,13 +462,9 @@ impl MessagingService for MessagingServiceImpl {
                     status: Some(top),
                     entries: req
                         .entries
-                        .iter()
+                        .into_iter()
                         .zip(&results)
-                        .map(|(e, r)| v2::AckMessageResultEntry {
-                            message_id: e.message_id.clone(),
-                            receipt_handle: e.receipt_handle.clone(),
-                            status: status(r.as_ref().map(|_| ())),
-                        })
+                        .map(|(e, r)| answer(e, status(r.as_ref().map(|_| ()))))
                         .collect(),
                 }
             }
