@@ -249,8 +249,10 @@ impl MessagingServiceImpl {
         }
         // The targets go into the command; what stays is whether each entry parsed.
         let mut targets = Vec::with_capacity(req.entries.len());
-        let parsed: Vec<Result<(), ApiError>> =
-            req.entries.iter().map(|e| self.target(&group, &e.receipt_handle).map(|t| targets.push(t))).collect();
+        let mut parsed: Vec<Result<(), ApiError>> = Vec::with_capacity(req.entries.len());
+        for e in &req.entries {
+            parsed.push(self.target(&group, &e.receipt_handle).map(|t| targets.push(t)));
+        }
         self.renewer.release(&targets);
         let mut results = Vec::new().into_iter();
         if !targets.is_empty() {

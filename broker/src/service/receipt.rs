@@ -3,9 +3,9 @@
 //! stale once a newer delivery or change of invisible time exists (its epoch
 //! no longer matches).
 //!
-//! Every delivered message gets one and every ack parses one, so both are
-//! written to allocate only what they return (the handle; the target's two
-//! names): the PopTarget bytes go through a buffer on the stack.
+//! Every delivered message gets one, so it is written from borrowed names
+//! into one string (the PopTarget message's bytes by hand, checked against
+//! prost's encoding) rather than from a PopTarget with cloned names.
 
 use prost::Message as _;
 use prost::bytes::BufMut;
@@ -15,10 +15,6 @@ use raftmq_proto::broker::PopTarget;
 use crate::error::ApiError;
 
 const PREFIX: &str = "rmq1";
-
-/// PopTarget bytes that go through the stack: group (255) and topic (127, plus a retry or
-/// dead-letter prefix) names fit many times over.
-const MAX_TARGET_BYTES: usize = 1024;
 
 /// What a handle names: a [`PopTarget`] without its `unit`, borrowed.
 #[derive(Debug, Clone, Copy)]
@@ -56,21 +52,9 @@ fn encode_target(t: Target<'_>, buf: &mut impl BufMut) {
 }
 
 pub fn encode(broker_group: &str, t: Target<'_>) -> String {
-    // Two keys with lengths, three keys with varints: at most 2 * 6 + 3 * 11 bytes besides the names.
-    let most = t.group.len() + t.topic.len() + 45;
-    let mut stack = [0u8; MAX_TARGET_BYTES];
-    let mut heap = Vec::new();
-    let bytes: &[u8] = if most <= MAX_TARGET_BYTES {
-        let mut free = &mut stack[..];
-        encode_target(t, &mut free);
-        let len = MAX_TARGET_BYTES - free.len();
-        &stack[..len]
-    } else {
-        // Names longer than any a broker accepts: no need to be quick.
-        heap.reserve(most);
-        encode_target(t, &mut heap);
-        &heap
-    };
+    // Besides the names: two keys with lengths and three keys with varints, 45 bytes at most.
+    let mut bytes = Vec::with_capacity(t.group.len() + t.topic.len() + 45);
+    encode_target(t, &mut bytes);
     let mut handle = String::with_capacity(PREFIX.len() + broker_group.len() + 2 + 2 * bytes.len());
     handle.push_str(PREFIX);
     handle.push('.');
@@ -96,17 +80,8 @@ pub fn decode(handle: &str) -> Result<(&str, PopTarget), ApiError> {
     let (Some(PREFIX), Some(group), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
     };
-    let mut stack = [0u8; MAX_TARGET_BYTES];
-    let mut heap = Vec::new();
-    let raw = match stack.get_mut(..body.len() / 2) {
-        Some(raw) => raw,
-        None => {
-            heap.resize(body.len() / 2, 0);
-            &mut heap[..]
-        }
-    };
-    hex::decode_to_slice(body, raw).map_err(|_| bad())?;
-    let mut t = PopTarget::decode(&*raw).map_err(|_| bad())?;
+    let raw = hex::decode(body).map_err(|_| bad())?;
+    let mut t = PopTarget::decode(raw.as_slice()).map_err(|_| bad())?;
     // Units travel only in dead-letter commands, filled in by the broker.
     t.unit = None;
     Ok((group, t))
@@ -125,22 +100,6 @@ mod tests {
         assert!(decode("nope").is_err());
         assert!(decode("rmq1.broker-a.zz").is_err());
         assert!(decode("rmq1.broker-a.abc").is_err(), "odd length");
-    }
-
-    /// Names too long for the stack buffer take the slow path and still round-trip.
-    #[test]
-    fn long_names_round_trip() {
-        let t = PopTarget {
-            group: "g".repeat(MAX_TARGET_BYTES),
-            topic: "t".repeat(40),
-            queue_id: 1,
-            offset: 2,
-            epoch: 3,
-            unit: None,
-        };
-        let h = encode("b", Target::from(&t));
-        assert_eq!(h, format!("{PREFIX}.b.{}", hex::encode(t.encode_to_vec())));
-        assert_eq!(decode(&h).unwrap(), ("b", t));
     }
 
     /// Handles made before this encoder (from `PopTarget::encode_to_vec`) and after it are the

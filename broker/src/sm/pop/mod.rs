@@ -383,12 +383,8 @@ mod tests {
         // This replica's queue no longer holds offset 1: the command's unit is what counts.
         assert_eq!(cq.trim_below(TOPIC, 0, 4).unwrap(), 4);
         let target = |offset, epoch, unit: Option<CqUnit>| PopTarget {
-            group: "g".into(),
-            topic: TOPIC.into(),
-            queue_id: 0,
-            offset,
-            epoch,
             unit: unit.as_ref().map(unit_to_pb),
+            ..target("g", 0, offset, epoch)
         };
         let stale = apply_dead_letter(&cq, &mut m, target(1, 4, Some(unit(1)))).unwrap();
         assert!(matches!(stale, command_reply::Result::Error(e) if e.code == Code::InvalidReceiptHandle as i32));
@@ -407,14 +403,7 @@ mod tests {
         let mut m = meta(16);
         assert_eq!(run(&cq, &mut m, 5, pop("g", 3, 0, 100)), delivered(0..3, 1));
         assert_eq!(run(&cq, &mut m, 6, pop("g2", 2, 0, 100)), delivered(0..2, 1));
-        let t = |group: &str, queue_id, offset, epoch| PopTarget {
-            group: group.into(),
-            topic: TOPIC.into(),
-            queue_id,
-            offset,
-            epoch,
-            unit: None,
-        };
+        let t = target;
         let batch = vec![
             t("g", 0, 0, 5),
             t("g", 0, 1, 4), // stale epoch

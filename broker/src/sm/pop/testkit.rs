@@ -74,6 +74,11 @@ pub fn run(cq: &ConsumeQueueStore, meta: &mut Meta, epoch: u64, p: Pop) -> Vec<(
     popped(apply_pop(cq, meta, epoch, p).expect("apply"))
 }
 
+/// What a receipt handle names: a delivery of `offset` in queue `queue_id` of [`TOPIC`].
+pub fn target(group: &str, queue_id: i32, offset: i64, epoch: u64) -> PopTarget {
+    PopTarget { group: group.into(), topic: TOPIC.into(), queue_id, offset, epoch, unit: None }
+}
+
 /// Acks the current delivery of each offset; panics if one is not in flight.
 pub fn ack(meta: &mut Meta, group: &str, offsets: &[i64]) {
     let targets = offsets
@@ -81,7 +86,7 @@ pub fn ack(meta: &mut Meta, group: &str, offsets: &[i64]) {
         .map(|&offset| {
             let st = meta.pop.get(&key(group)).expect("state");
             let epoch = st.inflight.get(&offset).map(|i| i.epoch).expect("in flight");
-            PopTarget { group: group.into(), topic: TOPIC.into(), queue_id: 0, offset, epoch, unit: None }
+            target(group, 0, offset, epoch)
         })
         .collect();
     match apply_ack(meta, targets) {
